@@ -1,0 +1,486 @@
+//! The walker: interpreter → thread states → frames → (file, function, line).
+//!
+//! It knows CPython's structures (through a [`Layout`]) and reads them only
+//! through a [`Memory`]; it knows nothing of signals or output formats. Every
+//! loop is bounded and every pointer is checked for its shape before use, so a
+//! corrupt structure gives an error, never a hang. Everything here is
+//! async-signal-safe: no allocation, no locks, no panics.
+
+use super::layout::{DictKeys, FramePath, InstrPosition, Layout};
+use super::lines;
+use super::memory::{BadAddress, Memory};
+
+/// `Py_TPFLAGS_UNICODE_SUBCLASS`.
+const TPFLAGS_UNICODE_SUBCLASS: u64 = 1 << 28;
+
+/// Pointers are 8-byte aligned in every structure the walker follows.
+const POINTER_ALIGN: usize = 8;
+
+/// The few type objects the walker compares against, captured once (with the
+/// GIL) before any dump.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KnownTypes {
+    pub unicode: usize,
+    pub module: usize,
+}
+
+/// What went wrong while walking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkError {
+    /// An address could not be read.
+    Unreadable(usize),
+    /// A pointer that must be aligned, or a value that must be in a range, is not.
+    Malformed(usize),
+}
+
+impl From<BadAddress> for WalkError {
+    fn from(e: BadAddress) -> Self {
+        WalkError::Unreadable(e.0)
+    }
+}
+
+pub type WalkResult<T> = Result<T, WalkError>;
+
+/// One Python frame, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The `co_filename` object (0 if NULL).
+    pub filename: usize,
+    /// The `co_name` object (0 if NULL).
+    pub name: usize,
+    /// The line, or a negative number when unknown.
+    pub line: i32,
+}
+
+/// A `str` object, ready to be read code point by code point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Str {
+    /// Number of code points.
+    pub length: usize,
+    /// Bytes per code point: 1, 2 or 4.
+    pub kind: usize,
+    /// Address of the first code point.
+    pub data: usize,
+}
+
+/// Reads CPython's structures of one interpreter version from one memory.
+pub struct Walker<'a, M: Memory> {
+    pub mem: &'a M,
+    pub layout: &'a Layout,
+    pub types: KnownTypes,
+}
+
+/// An address that may be followed: non-NULL and aligned. Async-signal-safe.
+fn pointer(addr: usize) -> WalkResult<usize> {
+    if addr % POINTER_ALIGN != 0 {
+        Err(WalkError::Malformed(addr))
+    } else {
+        Ok(addr)
+    }
+}
+
+impl<'a, M: Memory> Walker<'a, M> {
+    /// Async-signal-safe.
+    pub fn new(mem: &'a M, layout: &'a Layout, types: KnownTypes) -> Self {
+        Walker { mem, layout, types }
+    }
+
+    /// Read a pointer field and check its shape (NULL is allowed and returned
+    /// as 0). Async-signal-safe.
+    fn ptr_field(&self, base: usize, offset: usize) -> WalkResult<usize> {
+        let value = self.mem.read_ptr(pointer(base)?, offset)?;
+        pointer(value)
+    }
+
+    // ---- interpreter and threads -------------------------------------------
+
+    /// The first thread state of an interpreter (the newest thread).
+    /// Async-signal-safe.
+    pub fn thread_head(&self, interp: usize) -> WalkResult<usize> {
+        self.ptr_field(interp, self.layout.interp_threads_head)
+    }
+
+    /// The next (older) thread state, 0 at the end. Async-signal-safe.
+    pub fn next_thread(&self, tstate: usize) -> WalkResult<usize> {
+        self.ptr_field(tstate, self.layout.tstate_next)
+    }
+
+    /// The interpreter a thread state belongs to. Async-signal-safe.
+    pub fn thread_interp(&self, tstate: usize) -> WalkResult<usize> {
+        self.ptr_field(tstate, self.layout.tstate_interp)
+    }
+
+    /// `tstate->thread_id` (the pthread_t). Async-signal-safe.
+    pub fn thread_id(&self, tstate: usize) -> WalkResult<u64> {
+        let addr = pointer(tstate)? + self.layout.tstate_thread_id;
+        Ok(self.mem.read::<u64>(addr)?)
+    }
+
+    /// Whether the interpreter's garbage collector is running.
+    /// Async-signal-safe.
+    pub fn gc_collecting(&self, interp: usize) -> WalkResult<bool> {
+        let addr = pointer(interp)? + self.layout.interp_gc_collecting;
+        Ok(self.mem.read::<i32>(addr)? != 0)
+    }
+
+    /// `sys.modules` of an interpreter (0 if unset). Async-signal-safe.
+    pub fn modules_dict(&self, interp: usize) -> WalkResult<usize> {
+        self.ptr_field(interp, self.layout.interp_modules)
+    }
+
+    // ---- frames ------------------------------------------------------------
+
+    /// The innermost frame of a thread, 0 if it runs no Python code.
+    /// Async-signal-safe.
+    pub fn current_frame(&self, tstate: usize) -> WalkResult<usize> {
+        match self.layout.tstate_frame {
+            FramePath::Direct(offset) => self.ptr_field(tstate, offset),
+            FramePath::ViaCFrame {
+                cframe,
+                current_frame,
+            } => {
+                let cf = self.ptr_field(tstate, cframe)?;
+                if cf == 0 {
+                    return Ok(0);
+                }
+                self.ptr_field(cf, current_frame)
+            }
+        }
+    }
+
+    /// The frame that called this one, skipping C-stack shim frames the way
+    /// the stdlib does; 0 at the outermost frame. Async-signal-safe.
+    pub fn previous_frame(&self, frame: usize) -> WalkResult<usize> {
+        let mut prev = self.ptr_field(frame, self.layout.frame_previous)?;
+        // At most one shim frame sits between two Python frames; the bound
+        // keeps a corrupt chain of shims from looping.
+        for _ in 0..4 {
+            if prev == 0 || !self.is_shim(prev)? {
+                return Ok(prev);
+            }
+            prev = self.ptr_field(prev, self.layout.frame_previous)?;
+        }
+        Err(WalkError::Malformed(prev))
+    }
+
+    /// Whether a frame is a C-stack shim (entry) frame. Async-signal-safe.
+    fn is_shim(&self, frame: usize) -> WalkResult<bool> {
+        match (self.layout.frame_owner, self.layout.shim_owner) {
+            (Some(owner), Some(shim)) => Ok(self.mem.read::<u8>(frame + owner)? == shim),
+            _ => Ok(false),
+        }
+    }
+
+    /// Resolve a frame: its code's file name and function name, and the line
+    /// being executed. Async-signal-safe.
+    pub fn frame(&self, frame: usize) -> WalkResult<Frame> {
+        let l = self.layout;
+        let code = self.mem.read_ptr(pointer(frame)?, l.frame_code)? & !l.code_tag_mask;
+        let code = pointer(code)?;
+        if code == 0 {
+            return Err(WalkError::Malformed(frame));
+        }
+        // One read for the code object's fields we need: they all sit in its
+        // first 256 bytes on every version. Read no further than the last of
+        // them, so that the read stays inside the object.
+        let need = (l.code_filename + 8)
+            .max(l.code_name + 8)
+            .max(l.code_linetable + 8)
+            .max(l.code_firstlineno + 4);
+        let mut head = [0u8; 256];
+        let Some(wanted) = head.get_mut(..need) else {
+            return Err(WalkError::Malformed(code));
+        };
+        self.mem.read_bytes(code, wanted)?;
+        let field_usize = |off: usize| -> usize {
+            head.get(off..off + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(usize::from_ne_bytes)
+                .unwrap_or(0)
+        };
+        let filename = field_usize(l.code_filename);
+        let name = field_usize(l.code_name);
+        let linetable = field_usize(l.code_linetable);
+        let firstlineno = head
+            .get(l.code_firstlineno..l.code_firstlineno + 4)
+            .and_then(|s| s.try_into().ok())
+            .map(i32::from_ne_bytes)
+            .unwrap_or(0);
+        let addr: i64 = match l.instr_position {
+            InstrPosition::LastiBytes => self.mem.read::<i32>(frame + l.frame_instr)? as i64,
+            InstrPosition::LastiUnits => self.mem.read::<i32>(frame + l.frame_instr)? as i64 * 2,
+            InstrPosition::Pointer { code_adaptive } => {
+                let instr = self.mem.read::<usize>(frame + l.frame_instr)?;
+                (instr as i64).wrapping_sub((code + code_adaptive) as i64)
+            }
+        };
+        let line = self.line_for(linetable, firstlineno, addr);
+        Ok(Frame {
+            filename,
+            name,
+            line,
+        })
+    }
+
+    /// `PyCode_Addr2Line`: read the line table (a bytes object) through a small
+    /// window and decode it. Async-signal-safe.
+    fn line_for(&self, table: usize, firstlineno: i32, addr: i64) -> i32 {
+        let Ok(table) = pointer(table) else {
+            return -1;
+        };
+        if table == 0 {
+            return -1;
+        }
+        let len = match self.mem.read::<isize>(table + self.layout.bytes_size) {
+            // A line table is never larger than a few hundred kilobytes.
+            Ok(n) if (0..(1 << 24)).contains(&n) => n as usize,
+            _ => return -1,
+        };
+        let bytes = ByteStream::new(self.mem, table + self.layout.bytes_data, len);
+        lines::addr_to_line(self.layout.line_table, bytes, firstlineno, addr)
+    }
+
+    // ---- objects -----------------------------------------------------------
+
+    /// The type object of an object. Async-signal-safe.
+    pub fn type_of(&self, obj: usize) -> WalkResult<usize> {
+        self.ptr_field(obj, self.layout.ob_type)
+    }
+
+    /// The object as a `str` if it is one (a `PyUnicode_Check`), else None.
+    /// Async-signal-safe.
+    pub fn str(&self, obj: usize) -> WalkResult<Option<Str>> {
+        if obj == 0 {
+            return Ok(None);
+        }
+        let ty = self.type_of(obj)?;
+        if ty != self.types.unicode {
+            let flags = self.mem.read::<u64>(pointer(ty)? + self.layout.tp_flags)?;
+            if flags & TPFLAGS_UNICODE_SUBCLASS == 0 {
+                return Ok(None);
+            }
+        }
+        let l = self.layout;
+        let length = self.mem.read::<isize>(obj + l.unicode_length)?;
+        let state = self.mem.read::<u32>(obj + l.unicode_state)?;
+        let kind = ((state >> l.unicode_kind_shift) & 7) as usize;
+        let compact = state & (1 << l.unicode_compact_bit) != 0;
+        let ascii = state & (1 << l.unicode_ascii_bit) != 0;
+        if length < 0 || !matches!(kind, 1 | 2 | 4) {
+            // kind 0 is a legacy not-ready string (≤3.11): nothing to print.
+            return Err(WalkError::Malformed(obj));
+        }
+        let data = if compact {
+            obj + if ascii {
+                l.unicode_ascii_size
+            } else {
+                l.unicode_compact_size
+            }
+        } else {
+            self.ptr_field(obj, l.unicode_data_any)?
+        };
+        if data == 0 {
+            return Err(WalkError::Malformed(obj));
+        }
+        Ok(Some(Str {
+            length: length as usize,
+            kind,
+            data,
+        }))
+    }
+
+    /// The code points of a string, read through a small window.
+    /// Async-signal-safe.
+    pub fn chars(&self, s: Str) -> Chars<'a, M> {
+        Chars {
+            bytes: ByteStream::new(self.mem, s.data, s.length.saturating_mul(s.kind)),
+            kind: s.kind,
+        }
+    }
+
+    // ---- modules -------------------------------------------------------------
+
+    /// Whether `obj` is an extension module the way `_PyModule_IsExtension`
+    /// sees it: a module whose `PyModuleDef` has methods. Async-signal-safe.
+    pub fn is_extension_module(&self, obj: usize) -> WalkResult<bool> {
+        let mut ty = self.type_of(obj)?;
+        // PyModule_Check accepts subclasses: follow tp_base a few steps.
+        let mut is_module = false;
+        for _ in 0..16 {
+            if ty == 0 {
+                break;
+            }
+            if ty == self.types.module {
+                is_module = true;
+                break;
+            }
+            ty = self.ptr_field(ty, self.layout.tp_base)?;
+        }
+        if !is_module {
+            return Ok(false);
+        }
+        let def = self.ptr_field(obj, self.layout.module_def)?;
+        if def == 0 {
+            return Ok(false);
+        }
+        Ok(self.mem.read_ptr(def, self.layout.moduledef_methods)? != 0)
+    }
+
+    /// The (key, value) pairs of a dict, in order. Async-signal-safe.
+    pub fn dict_items(&self, dict: usize) -> WalkResult<DictItems<'_, 'a, M>> {
+        let l = self.layout;
+        let keys = self.ptr_field(dict, l.dict_keys)?;
+        let values = self.ptr_field(dict, l.dict_values)?;
+        if keys == 0 || values != 0 {
+            // Split tables hold instance attributes, never sys.modules.
+            return Err(WalkError::Malformed(dict));
+        }
+        let (entries, count, entry_size, key_offset) = match l.dict_keys_format {
+            DictKeys::Legacy => {
+                let size = self.mem.read::<isize>(keys + 8)?;
+                let nentries = self.mem.read::<isize>(keys + 32)?;
+                if !(0..(1 << 30)).contains(&size) {
+                    return Err(WalkError::Malformed(keys));
+                }
+                let width = match size {
+                    0..=0xff => 1,
+                    0x100..=0xffff => 2,
+                    0x1_0000..=0xffff_ffff => 4,
+                    _ => 8,
+                };
+                (keys + 40 + size as usize * width, nentries, 24, 8)
+            }
+            DictKeys::Compact {
+                log2_index_bytes,
+                kind,
+                nentries,
+                indices,
+            } => {
+                let log2 = self.mem.read::<u8>(keys + log2_index_bytes)?;
+                let kind = self.mem.read::<u8>(keys + kind)?;
+                let n = self.mem.read::<isize>(keys + nentries)?;
+                if log2 > 40 {
+                    return Err(WalkError::Malformed(keys));
+                }
+                let (size, key_offset) = if kind == 0 { (24, 8) } else { (16, 0) };
+                (keys + indices + (1usize << log2), n, size, key_offset)
+            }
+        };
+        if !(0..(1 << 24)).contains(&count) {
+            return Err(WalkError::Malformed(keys));
+        }
+        Ok(DictItems {
+            walker: self,
+            entries,
+            count: count as usize,
+            entry_size,
+            key_offset,
+            index: 0,
+        })
+    }
+}
+
+/// Iterator over the live entries of a dict's keys object.
+pub struct DictItems<'w, 'a, M: Memory> {
+    walker: &'w Walker<'a, M>,
+    entries: usize,
+    count: usize,
+    entry_size: usize,
+    key_offset: usize,
+    index: usize,
+}
+
+impl<M: Memory> Iterator for DictItems<'_, '_, M> {
+    type Item = WalkResult<(usize, usize)>;
+
+    /// Async-signal-safe.
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.index < self.count {
+            let entry = self.entries + self.index * self.entry_size;
+            self.index += 1;
+            let mem = self.walker.mem;
+            let pair = mem
+                .read_ptr(entry, self.key_offset)
+                .and_then(|k| Ok((k, mem.read_ptr(entry, self.key_offset + 8)?)));
+            match pair {
+                Ok((_, 0)) | Ok((0, _)) => continue,
+                Ok(kv) => return Some(Ok(kv)),
+                Err(e) => {
+                    self.index = self.count;
+                    return Some(Err(e.into()));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Bytes of interpreter memory, read through a 128-byte window.
+pub struct ByteStream<'a, M: Memory> {
+    mem: &'a M,
+    next: usize,
+    end: usize,
+    window: [u8; 128],
+    pos: usize,
+    filled: usize,
+    failed: bool,
+}
+
+impl<'a, M: Memory> ByteStream<'a, M> {
+    /// Async-signal-safe.
+    pub fn new(mem: &'a M, addr: usize, len: usize) -> Self {
+        ByteStream {
+            mem,
+            next: addr,
+            end: addr.saturating_add(len),
+            window: [0; 128],
+            pos: 0,
+            filled: 0,
+            failed: false,
+        }
+    }
+}
+
+impl<M: Memory> Iterator for ByteStream<'_, M> {
+    type Item = u8;
+
+    /// Async-signal-safe.
+    fn next(&mut self) -> Option<u8> {
+        if self.pos == self.filled {
+            if self.failed || self.next >= self.end {
+                return None;
+            }
+            let take = (self.end - self.next).min(self.window.len());
+            let (chunk, _) = self.window.split_at_mut(take);
+            if self.mem.read_bytes(self.next, chunk).is_err() {
+                self.failed = true;
+                return None;
+            }
+            self.next += take;
+            self.pos = 0;
+            self.filled = take;
+        }
+        let b = self.window.get(self.pos).copied();
+        self.pos += 1;
+        b
+    }
+}
+
+/// The code points of a `str`, read from interpreter memory.
+pub struct Chars<'a, M: Memory> {
+    bytes: ByteStream<'a, M>,
+    kind: usize,
+}
+
+impl<M: Memory> Iterator for Chars<'_, M> {
+    type Item = u32;
+
+    /// Async-signal-safe.
+    fn next(&mut self) -> Option<u32> {
+        let mut ch: u32 = 0;
+        for i in 0..self.kind {
+            ch |= (self.bytes.next()? as u32) << (8 * i);
+        }
+        Some(ch)
+    }
+}

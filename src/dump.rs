@@ -1,0 +1,312 @@
+//! What a dump prints: the renderer.
+//!
+//! It knows the stdlib's output format, version by version ([`Format`]), and
+//! asks a [`Walker`] for threads, frames and strings; it never reads memory
+//! itself and knows nothing of signals. Every function here is
+//! async-signal-safe: no allocation, no locks, no panics, bounded loops.
+
+use crate::cpython::memory::Memory;
+use crate::cpython::walk::{WalkResult, Walker};
+use crate::writer::{Sink, Writer};
+
+/// Strings are cut after this many code points, then `...` (`MAX_STRING_LENGTH`).
+pub const MAX_STRING_LENGTH: usize = 500;
+/// Frames printed per thread (`MAX_FRAME_DEPTH`).
+pub const MAX_FRAME_DEPTH: usize = 100;
+/// Threads printed per dump (`MAX_NTHREADS`).
+pub const MAX_THREADS: usize = 100;
+
+/// Marker printed instead of a frame that cannot be read. The stdlib would
+/// fault here; lastwords ends that thread's listing and goes on.
+pub const INVALID_FRAME: &str = "  <invalid frame>";
+/// Marker printed when the next thread state cannot be read: the dump ends.
+pub const INVALID_THREAD: &str = "<invalid thread state>";
+
+/// The output details that differ between versions of the stdlib.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    /// `<no Python frame>` is indented by two spaces (3.10+).
+    pub no_frame_indented: bool,
+    /// `  ...` after the 100th frame (≤3.12; 3.13 prints nothing).
+    pub frame_limit_marker: bool,
+    /// `Extension modules: ...` after a fatal error (3.10+).
+    pub extension_modules: bool,
+    /// `Garbage-collecting` under the current thread's header (3.10+).
+    pub gc_line: bool,
+    /// The SIGFPE name: "Floating point exception", from 3.13
+    /// "Floating-point exception".
+    pub fpe_name: &'static str,
+}
+
+impl Format {
+    /// The format of the stdlib of CPython 3.`minor`.
+    pub fn for_minor(minor: u8) -> Format {
+        Format {
+            no_frame_indented: minor >= 10,
+            frame_limit_marker: minor <= 12,
+            extension_modules: minor >= 10,
+            gc_line: minor >= 10,
+            fpe_name: if minor >= 13 {
+                "Floating-point exception"
+            } else {
+                "Floating point exception"
+            },
+        }
+    }
+}
+
+/// Names to leave out of the extension-module list: `sys.stdlib_module_names`
+/// (sorted, captured with the GIL before any signal) and lastwords' own module.
+pub struct ModuleFilter {
+    pub sorted_stdlib_names: &'static [&'static str],
+    pub own_module: &'static str,
+}
+
+impl ModuleFilter {
+    /// Async-signal-safe.
+    fn excludes(&self, name: &[u8]) -> bool {
+        name == self.own_module.as_bytes()
+            || self
+                .sorted_stdlib_names
+                .binary_search_by(|probe| probe.as_bytes().cmp(name))
+                .is_ok()
+    }
+}
+
+/// A renderer bound to one walker, format and writer.
+pub struct Dumper<'w, 'a, M: Memory, S: Sink> {
+    pub walker: &'w Walker<'a, M>,
+    pub format: &'w Format,
+    pub out: &'w mut Writer<S>,
+}
+
+impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
+    /// A `str` object as `_Py_DumpASCII` writes it; returns false (and writes
+    /// nothing) if the object is not a readable `str`. Async-signal-safe.
+    pub fn ascii(&mut self, obj: usize) -> bool {
+        let s = match self.walker.str(obj) {
+            Ok(Some(s)) => s,
+            _ => return false,
+        };
+        for ch in self.walker.chars(s).take(MAX_STRING_LENGTH) {
+            self.out.escaped_char(ch);
+        }
+        if s.length > MAX_STRING_LENGTH {
+            self.out.str("...");
+        }
+        true
+    }
+
+    /// `  File "name", line N in func`. Async-signal-safe.
+    fn frame(&mut self, frame: usize) -> WalkResult<()> {
+        let f = self.walker.frame(frame)?;
+        self.out.str("  File ");
+        if self.walker.str(f.filename).ok().flatten().is_some() {
+            self.out.byte(b'"');
+            self.ascii(f.filename);
+            self.out.byte(b'"');
+        } else {
+            self.out.str("???");
+        }
+        self.out.str(", line ");
+        if f.line >= 0 {
+            self.out.decimal(f.line as u64);
+        } else {
+            self.out.str("???");
+        }
+        self.out.str(" in ");
+        if !self.ascii(f.name) {
+            self.out.str("???");
+        }
+        self.out.end_line();
+        Ok(())
+    }
+
+    /// The frames of one thread, innermost first, with the stdlib's limits.
+    /// Async-signal-safe.
+    pub fn traceback(&mut self, tstate: usize, write_header: bool) {
+        if write_header {
+            self.out.str("Stack (most recent call first):");
+            self.out.end_line();
+        }
+        let mut frame = match self.walker.current_frame(tstate) {
+            Ok(f) => f,
+            Err(_) => {
+                self.out.str(INVALID_FRAME);
+                self.out.end_line();
+                return;
+            }
+        };
+        if frame == 0 {
+            if self.format.no_frame_indented {
+                self.out.str("  ");
+            }
+            self.out.str("<no Python frame>");
+            self.out.end_line();
+            return;
+        }
+        for depth in 0..=MAX_FRAME_DEPTH {
+            if depth == MAX_FRAME_DEPTH {
+                if self.format.frame_limit_marker {
+                    self.out.str("  ...");
+                    self.out.end_line();
+                }
+                break;
+            }
+            let next = self
+                .frame(frame)
+                .and_then(|()| self.walker.previous_frame(frame));
+            match next {
+                Ok(0) => break,
+                Ok(prev) => frame = prev,
+                Err(_) => {
+                    self.out.str(INVALID_FRAME);
+                    self.out.end_line();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// `Current thread 0x... (most recent call first):` or `Thread 0x...`.
+    /// Async-signal-safe.
+    fn thread_header(&mut self, thread_id: u64, is_current: bool) {
+        self.out.str(if is_current {
+            "Current thread 0x"
+        } else {
+            "Thread 0x"
+        });
+        self.out.hex(thread_id, 16);
+        self.out.str(" (most recent call first):");
+        self.out.end_line();
+    }
+
+    /// Every thread of an interpreter, newest first, like
+    /// `_Py_DumpTracebackThreads`. `current` is the thread state of the
+    /// calling thread (0 if it has none). Returns the stdlib's error text
+    /// when there is nothing to walk. Async-signal-safe.
+    pub fn all_threads(&mut self, interp: usize, current: usize) -> Result<(), &'static str> {
+        let mut tstate = match self.walker.thread_head(interp) {
+            Ok(0) | Err(_) => return Err("unable to get the thread head state"),
+            Ok(t) => t,
+        };
+        // The thread limit also bounds a cycle in a corrupt list.
+        for nthreads in 0..=MAX_THREADS {
+            if nthreads != 0 {
+                self.out.end_line();
+            }
+            if nthreads == MAX_THREADS {
+                self.out.str("...");
+                self.out.end_line();
+                break;
+            }
+            let id = match self.walker.thread_id(tstate) {
+                Ok(id) => id,
+                Err(_) => {
+                    self.out.str(INVALID_THREAD);
+                    self.out.end_line();
+                    break;
+                }
+            };
+            let is_current = tstate == current;
+            self.thread_header(id, is_current);
+            if is_current && self.format.gc_line && self.walker.gc_collecting(interp) == Ok(true) {
+                self.out.str("  Garbage-collecting");
+                self.out.end_line();
+            }
+            self.traceback(tstate, false);
+            match self.walker.next_thread(tstate) {
+                Ok(0) => break,
+                Ok(next) => tstate = next,
+                Err(_) => {
+                    self.out.end_line();
+                    self.out.str(INVALID_THREAD);
+                    self.out.end_line();
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What every dump path prints for its threads: all of them, or the
+    /// calling thread's stack under a `Stack` header (nothing if the calling
+    /// thread has no thread state). Async-signal-safe.
+    pub fn threads(
+        &mut self,
+        all_threads: bool,
+        interp: usize,
+        current: usize,
+    ) -> Result<(), &'static str> {
+        if all_threads {
+            let interp = match current {
+                0 => interp,
+                t => self.walker.thread_interp(t).unwrap_or(interp),
+            };
+            self.all_threads(interp, current)
+        } else {
+            if current != 0 {
+                self.traceback(current, true);
+            }
+            Ok(())
+        }
+    }
+
+    /// `\nExtension modules: a, b (total: N)\n` (3.10+), like
+    /// `_Py_DumpExtensionModules`. Async-signal-safe.
+    pub fn extension_modules(&mut self, interp: usize, filter: &ModuleFilter) {
+        if !self.format.extension_modules || interp == 0 {
+            return;
+        }
+        let Ok(modules) = self.walker.modules_dict(interp) else {
+            return;
+        };
+        if modules == 0 {
+            return;
+        }
+        let Ok(items) = self.walker.dict_items(modules) else {
+            return;
+        };
+        let mut count: u64 = 0;
+        for item in items {
+            let Ok((key, value)) = item else { break };
+            let Ok(Some(name)) = self.walker.str(key) else {
+                continue;
+            };
+            if self.walker.is_extension_module(value) != Ok(true) {
+                continue;
+            }
+            // Module names to compare are short ASCII; anything else is not a
+            // stdlib name.
+            let mut buf = [0u8; 128];
+            let mut len = 0;
+            if name.length <= buf.len() {
+                for ch in self.walker.chars(name) {
+                    match (u8::try_from(ch), buf.get_mut(len)) {
+                        (Ok(b), Some(slot)) if b < 0x80 => {
+                            *slot = b;
+                            len += 1;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            if len == name.length && buf.get(..len).is_some_and(|n| filter.excludes(n)) {
+                continue;
+            }
+            self.out.str(if count == 0 {
+                "\nExtension modules: "
+            } else {
+                ", "
+            });
+            self.ascii(key);
+            count += 1;
+        }
+        if count > 0 {
+            self.out.str(" (total: ");
+            self.out.decimal(count);
+            self.out.byte(b')');
+            self.out.end_line();
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Fatal signals: SIGSEGV, SIGFPE, SIGABRT, SIGBUS, SIGILL.
+//!
+//! `enable()` installs one handler for all five on an alternate stack and keeps
+//! the previous actions; the handler puts the previous action back, writes the
+//! report, and raises the signal again, so the process ends exactly as it would
+//! have without lastwords (same exit status, same core dump policy).
+//!
+//! // # Internal workings
+//!
+//! Everything the handler needs is published before the handler is installed,
+//! in atomics (fd, all_threads, interpreter) and in the `PREVIOUS` table. The
+//! table is written only by `enable()`/`disable()`, which run serialised by the
+//! binding layer's lock; the handler only reads it. Orderings: stores are
+//! Release and the handler's loads Acquire, so a handler that sees
+//! `INSTALLED == true` sees the fd and previous actions stored before it.
+
+#![allow(unsafe_code)]
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+
+use crate::cpython::memory::{LocalChecked, LocalUnchecked, SignalReader};
+use crate::cpython::walk::Walker;
+use crate::dump::Dumper;
+use crate::target;
+use crate::writer::{FdSink, FlushPolicy, Writer, errno_get, errno_set};
+
+/// The signals handled, in the stdlib's order, with the names it prints.
+const FATAL_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+    libc::SIGSEGV,
+];
+
+/// The report name of a fatal signal (the SIGFPE spelling is per version).
+/// Async-signal-safe.
+pub fn signal_name(signum: libc::c_int, fpe_name: &'static str) -> &'static str {
+    match signum {
+        libc::SIGBUS => "Bus error",
+        libc::SIGILL => "Illegal instruction",
+        libc::SIGFPE => fpe_name,
+        libc::SIGABRT => "Aborted",
+        libc::SIGSEGV => "Segmentation fault",
+        _ => "Unknown signal",
+    }
+}
+
+/// Whether `signum` is one of the fatal signals lastwords handles.
+pub fn is_fatal(signum: libc::c_int) -> bool {
+    FATAL_SIGNALS.contains(&signum)
+}
+
+/// Saved `sigaction`s, one per fatal signal.
+struct PreviousActions([UnsafeCell<MaybeUninit<libc::sigaction>>; 5]);
+
+// SAFETY: slots are written only by enable()/disable() (serialised by the
+// binding layer's lock, and before INSTALLED is published) and read by the
+// handler after it observed INSTALLED with Acquire ordering.
+unsafe impl Sync for PreviousActions {}
+
+static PREVIOUS: PreviousActions =
+    PreviousActions([const { UnsafeCell::new(MaybeUninit::zeroed()) }; 5]);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+static FD: AtomicI32 = AtomicI32::new(2);
+static ALL_THREADS: AtomicBool = AtomicBool::new(true);
+static INTERP: AtomicUsize = AtomicUsize::new(0);
+static USE_CHECKED_READS: AtomicBool = AtomicBool::new(true);
+/// Set while a dump runs: a fault inside the dump does not start a second one.
+static DUMPING: AtomicBool = AtomicBool::new(false);
+
+/// Bytes of alternate signal stack: the stdlib's `SIGSTKSZ * 2` is too tight
+/// for a walker with its write buffer, so give it room.
+const ALT_STACK_SIZE: usize = 256 * 1024;
+static ALT_STACK: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the fatal handlers are installed.
+pub fn is_enabled() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
+/// Point the handlers at a new fd / thread selection / interpreter, and install
+/// them if they are not installed yet. The caller holds the binding layer's
+/// lock.
+pub fn enable(fd: i32, all_threads: bool, interp: usize) -> std::io::Result<()> {
+    FD.store(fd, Ordering::Release);
+    ALL_THREADS.store(all_threads, Ordering::Release);
+    INTERP.store(interp, Ordering::Release);
+    USE_CHECKED_READS.store(
+        matches!(SignalReader::choose(), SignalReader::Checked(_)),
+        Ordering::Release,
+    );
+    if INSTALLED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    install_alt_stack()?;
+    // SAFETY: a zeroed sigaction is a valid "default action, empty mask" value.
+    let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    action.sa_sigaction = on_fatal_signal as *const () as usize;
+    action.sa_flags = libc::SA_NODEFER | libc::SA_ONSTACK | libc::SA_SIGINFO;
+    // SAFETY: sa_mask is a valid sigset_t inside `action`.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    for (index, &signum) in FATAL_SIGNALS.iter().enumerate() {
+        let slot = PREVIOUS.0[index].get().cast::<libc::sigaction>();
+        // SAFETY: `slot` is only written here and in disable(), both under the
+        // binding layer's lock; the handler reads it only once INSTALLED is
+        // set, which happens after this loop.
+        if unsafe { libc::sigaction(signum, &action, slot) } != 0 {
+            let err = std::io::Error::last_os_error();
+            restore_first(index);
+            return Err(err);
+        }
+    }
+    INSTALLED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Put back the previous actions of the first `count` signals.
+fn restore_first(count: usize) {
+    for index in 0..count {
+        restore_previous(index);
+    }
+}
+
+/// Put the previous action of one signal back. Async-signal-safe.
+fn restore_previous(index: usize) {
+    let (Some(&signum), Some(slot)) = (FATAL_SIGNALS.get(index), PREVIOUS.0.get(index)) else {
+        return;
+    };
+    // SAFETY: the slot was filled by sigaction() in enable() before the
+    // handler could run (INSTALLED published it).
+    unsafe {
+        libc::sigaction(
+            signum,
+            slot.get().cast::<libc::sigaction>(),
+            core::ptr::null_mut(),
+        )
+    };
+}
+
+/// Restore the handlers that were there before `enable()`. Returns whether
+/// lastwords was enabled. The caller holds the binding layer's lock.
+pub fn disable() -> bool {
+    if !INSTALLED.swap(false, Ordering::AcqRel) {
+        return false;
+    }
+    restore_first(FATAL_SIGNALS.len());
+    true
+}
+
+/// Give the calling thread an alternate signal stack, so that a stack
+/// overflow can still be reported. Allocated once per process.
+fn install_alt_stack() -> std::io::Result<()> {
+    let mut base = ALT_STACK.load(Ordering::Acquire);
+    if base == 0 {
+        // SAFETY: an anonymous private mapping; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                ALT_STACK_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        base = p as usize;
+        ALT_STACK.store(base, Ordering::Release);
+    }
+    // SAFETY: zeroed stack_t is valid; sigaltstack only reads/writes these.
+    let mut current: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: querying the current alternate stack into a valid struct.
+    unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
+    let has_usable = current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE;
+    if !has_usable {
+        let stack = libc::stack_t {
+            ss_sp: base as *mut libc::c_void,
+            ss_flags: 0,
+            ss_size: ALT_STACK_SIZE,
+        };
+        // SAFETY: the mapping is ALT_STACK_SIZE bytes and is never unmapped.
+        if unsafe { libc::sigaltstack(&stack, core::ptr::null_mut()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The handler of the five fatal signals.
+///
+/// Async-signal-safe.
+extern "C" fn on_fatal_signal(
+    signum: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    _context: *mut libc::c_void,
+) {
+    let saved_errno = errno_get();
+    let Some(index) = FATAL_SIGNALS.iter().position(|&s| s == signum) else {
+        return;
+    };
+    if !INSTALLED.load(Ordering::Acquire) {
+        return;
+    }
+    // Like the stdlib: the previous action first, so that the re-raise below
+    // (or a second fault inside the dump) goes to it.
+    restore_previous(index);
+    let fd = FD.load(Ordering::Acquire);
+    if let Some(target) = target::get() {
+        let mut out = Writer::new(FdSink(fd), FlushPolicy::EachLine);
+        out.str("Fatal Python error: ");
+        out.str(signal_name(signum, target.format.fpe_name));
+        out.end_line();
+        out.end_line();
+        if !DUMPING.swap(true, Ordering::AcqRel) {
+            let interp = INTERP.load(Ordering::Acquire);
+            let all_threads = ALL_THREADS.load(Ordering::Acquire);
+            // SAFETY: a TSS read (pthread_getspecific): no lock, no allocation;
+            // the stdlib's handler makes the same call.
+            let current = unsafe { pyo3::ffi::PyGILState_GetThisThreadState() } as usize;
+            // getpid() here rather than at enable time: after fork() the
+            // checked reader must read the child.
+            let mem = if USE_CHECKED_READS.load(Ordering::Acquire) {
+                SignalReader::Checked(LocalChecked::new())
+            } else {
+                SignalReader::Unchecked(LocalUnchecked)
+            };
+            let walker = Walker::new(&mem, &target.layout, target.types);
+            let mut d = Dumper {
+                walker: &walker,
+                format: &target.format,
+                out: &mut out,
+            };
+            // Errors are ignored, as the stdlib ignores them here.
+            let _ = d.threads(all_threads, interp, current);
+            d.extension_modules(interp, &target.filter);
+            DUMPING.store(false, Ordering::Release);
+        }
+        out.flush();
+    }
+    errno_set(saved_errno);
+    // SAFETY: raise() is async-signal-safe; the previous action is in place.
+    unsafe { libc::raise(signum) };
+}

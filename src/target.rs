@@ -1,0 +1,195 @@
+//! What lastwords knows about the running interpreter, resolved once with the
+//! GIL held and read afterwards, lock-free, by every dump path.
+//!
+//! Resolution uses the Python API (sys, types, `_PyRuntime`); the result is a
+//! plain struct in a `OnceLock`, so a signal handler only does an atomic load
+//! to reach it.
+
+#![allow(unsafe_code)]
+
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyModule, PyString};
+
+use crate::cpython::layout::{self, DEBUG_OFFSETS_313_WORDS, Layout};
+use crate::cpython::memory::{LocalUnchecked, Memory};
+use crate::cpython::walk::{KnownTypes, Walker};
+use crate::dump::{Format, ModuleFilter};
+
+/// The interpreter lastwords runs in, as the dump paths need it.
+pub struct Target {
+    pub layout: Layout,
+    pub types: KnownTypes,
+    pub format: Format,
+    pub filter: ModuleFilter,
+    /// Where the layout came from, for `_layout_info()` and error messages.
+    pub layout_source: &'static str,
+}
+
+static TARGET: OnceLock<Result<Target, String>> = OnceLock::new();
+
+/// The resolved target, if resolution succeeded. Async-signal-safe (one
+/// atomic load).
+pub fn get() -> Option<&'static Target> {
+    TARGET.get().and_then(|t| t.as_ref().ok())
+}
+
+/// Resolve the target (once), or say why lastwords cannot dump on this
+/// interpreter.
+pub fn resolve(py: Python<'_>) -> Result<&'static Target, String> {
+    TARGET
+        .get_or_init(|| build(py).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn build(py: Python<'_>) -> Result<Target, String> {
+    let sys = py.import("sys").map_err(|e| e.to_string())?;
+    let get = |name: &str| sys.getattr(name).map_err(|e: PyErr| e.to_string());
+    let hexversion: u64 = get("hexversion")?
+        .extract()
+        .map_err(|e: PyErr| e.to_string())?;
+    let version: String = get("version")?
+        .extract()
+        .map_err(|e: PyErr| e.to_string())?;
+    let version = version.split_whitespace().next().unwrap_or("?").to_string();
+    let minor = ((hexversion >> 16) & 0xff) as u8;
+    let implementation: String = get("implementation")?
+        .getattr("name")
+        .and_then(|n| n.extract())
+        .map_err(|e: PyErr| e.to_string())?;
+    let abiflags: String = get("abiflags")
+        .ok()
+        .and_then(|f| f.extract().ok())
+        .unwrap_or_default();
+    let unknown = |why: &str| -> String {
+        format!(
+            "lastwords cannot dump tracebacks on {implementation} {version}{}: {why}",
+            if abiflags.is_empty() {
+                String::new()
+            } else {
+                format!(" (abiflags {abiflags:?})")
+            }
+        )
+    };
+    let unknown = |why: &str| -> Result<Target, String> { Err(unknown(why)) };
+    if implementation != "cpython" || hexversion >> 24 != 3 {
+        return unknown("only CPython 3 is supported");
+    }
+    if std::env::var_os("_LASTWORDS_TEST_UNKNOWN_LAYOUT").is_some() {
+        return unknown("its memory layout is not known to this version of lastwords");
+    }
+    if abiflags.contains('t') {
+        return unknown("free-threaded builds are not supported yet");
+    }
+    let (layout, layout_source) = match minor {
+        9..=12 if abiflags.contains('d') => {
+            return unknown("debug builds have a different memory layout");
+        }
+        9..=12 => (
+            *layout::table_for(minor).ok_or("no table")?,
+            "built-in table",
+        ),
+        13 => (read_debug_offsets_313(hexversion)?, "_Py_DebugOffsets"),
+        _ => return unknown("its memory layout is not known to this version of lastwords"),
+    };
+    let types = KnownTypes {
+        unicode: py.get_type::<PyString>().as_ptr() as usize,
+        module: py.get_type::<PyModule>().as_ptr() as usize,
+    };
+    let filter = ModuleFilter {
+        sorted_stdlib_names: stdlib_module_names(&sys),
+        own_module: "lastwords._lastwords",
+    };
+    let target = Target {
+        layout,
+        types,
+        format: Format::for_minor(minor),
+        filter,
+        layout_source,
+    };
+    if let Err(why) = validate(&target) {
+        return unknown(&format!("layout check failed: {why}"));
+    }
+    Ok(target)
+}
+
+/// `sys.stdlib_module_names`, sorted and leaked: read-only data for the
+/// signal handlers. Empty before 3.10 (no extension list is printed there).
+fn stdlib_module_names(sys: &Bound<'_, PyAny>) -> &'static [&'static str] {
+    let mut names: Vec<&'static str> = sys
+        .getattr("stdlib_module_names")
+        .and_then(|s| s.try_iter())
+        .map(|it| {
+            it.filter_map(|n| n.ok()?.extract::<String>().ok())
+                .map(|n| &*Box::leak(n.into_boxed_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_unstable();
+    Box::leak(names.into_boxed_slice())
+}
+
+/// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13).
+fn read_debug_offsets_313(hexversion: u64) -> Result<Layout, String> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no
+    // preconditions; it returns NULL when the symbol is absent.
+    let runtime = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr()) } as usize;
+    if runtime == 0 {
+        return Err("the interpreter does not export _PyRuntime".into());
+    }
+    let words: [u64; DEBUG_OFFSETS_313_WORDS] = LocalUnchecked
+        .read(runtime)
+        .map_err(|_| "_PyRuntime is unreadable".to_string())?;
+    layout::from_debug_offsets_313(&words, hexversion).map_err(|e| e.to_string())
+}
+
+/// Walk the calling thread with the new layout and check that what it finds
+/// is what the Python API says: a wrong table must fail here, with the GIL
+/// held, not later in a signal handler.
+fn validate(target: &Target) -> Result<(), String> {
+    // SAFETY: called with the GIL held (from `resolve`), so the calling thread
+    // has a current thread state and the interpreter is initialised.
+    let (tstate, interp) = unsafe {
+        (
+            pyo3::ffi::PyThreadState_Get() as usize,
+            pyo3::ffi::PyInterpreterState_Get() as usize,
+        )
+    };
+    let walker = Walker::new(&LocalUnchecked, &target.layout, target.types);
+    let err = |what: &str| Err(format!("{what} does not match"));
+    if walker.thread_interp(tstate) != Ok(interp) {
+        return err("PyThreadState.interp");
+    }
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as u64;
+    if walker.thread_id(tstate) != Ok(me) {
+        return err("PyThreadState.thread_id");
+    }
+    // The calling thread is in the list that starts at the interpreter's head.
+    let mut t = walker.thread_head(interp).map_err(|e| format!("{e:?}"))?;
+    let mut found = false;
+    for _ in 0..100_000 {
+        if t == 0 {
+            break;
+        }
+        if t == tstate {
+            found = true;
+            break;
+        }
+        t = walker.next_thread(t).map_err(|e| format!("{e:?}"))?;
+    }
+    if !found {
+        return err("PyInterpreterState.threads");
+    }
+    // Import runs Python code, so there is a frame whose file name is a str.
+    let frame = walker.current_frame(tstate).map_err(|e| format!("{e:?}"))?;
+    if frame != 0 {
+        let f = walker.frame(frame).map_err(|e| format!("{e:?}"))?;
+        if !matches!(walker.str(f.filename), Ok(Some(_))) {
+            return err("frame code filename");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The fd writer: a fixed buffer on the stack, flushed with write(2).
+//!
+//! Everything in this module is async-signal-safe: no allocation, no locks, no
+//! panics. The stdlib writes each piece of each line with its own write(2); this
+//! writer gathers them and flushes either when the buffer is full (explicit
+//! dumps: a handful of system calls for a whole dump) or at the end of every
+//! line (`FlushPolicy::EachLine`, used on the fatal path so that whatever was
+//! written before a second fault is already out).
+
+#![allow(unsafe_code)]
+
+/// When the writer hands its buffer to the kernel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FlushPolicy {
+    /// Only when the buffer is full or on `flush()`: fewest system calls.
+    WhenFull,
+    /// After every newline: at most one write(2) per line, nothing lost if the
+    /// process dies in the middle of the dump.
+    EachLine,
+}
+
+/// Size of the buffer. Large enough for several frame lines (a frame line is at
+/// most about 2 × 500 escaped code points × 10 bytes), small enough for an
+/// alternate signal stack.
+pub const BUFFER_SIZE: usize = 4096;
+
+/// Where the bytes go. `FdSink` in production; tests collect into memory.
+pub trait Sink {
+    /// Write all of `bytes`, retrying on EINTR and partial writes; errors are
+    /// ignored as the stdlib ignores them.
+    ///
+    /// Async-signal-safe.
+    fn write_all(&mut self, bytes: &[u8]);
+}
+
+/// A raw file descriptor. Never closed by lastwords.
+pub struct FdSink(pub i32);
+
+impl Sink for FdSink {
+    /// Async-signal-safe.
+    fn write_all(&mut self, mut bytes: &[u8]) {
+        // errno is saved and restored so that the interrupted code never sees
+        // a change made by the dump.
+        let saved = errno_get();
+        // Bounded: every successful write consumes at least one byte, and a
+        // stuck EINTR storm gives up after a generous number of retries.
+        let mut eintr_budget = 1000u32;
+        while !bytes.is_empty() {
+            // SAFETY: the pointer and length come from a live slice.
+            let n = unsafe { libc::write(self.0, bytes.as_ptr().cast(), bytes.len()) };
+            if n > 0 {
+                bytes = bytes.get(n as usize..).unwrap_or(&[]);
+            } else if n < 0 && errno_get() == libc::EINTR && eintr_budget > 0 {
+                eintr_budget -= 1;
+            } else {
+                break;
+            }
+        }
+        errno_set(saved);
+    }
+}
+
+/// Read errno. Async-signal-safe.
+pub fn errno_get() -> i32 {
+    // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Set errno. Async-signal-safe.
+pub fn errno_set(value: i32) {
+    // SAFETY: as in errno_get.
+    unsafe { *libc::__errno_location() = value };
+}
+
+/// A buffered writer with the few formatting primitives a dump needs.
+pub struct Writer<S: Sink> {
+    sink: S,
+    buf: [u8; BUFFER_SIZE],
+    len: usize,
+    policy: FlushPolicy,
+}
+
+impl<S: Sink> Writer<S> {
+    /// Async-signal-safe.
+    pub fn new(sink: S, policy: FlushPolicy) -> Self {
+        Writer {
+            sink,
+            buf: [0; BUFFER_SIZE],
+            len: 0,
+            policy,
+        }
+    }
+
+    /// The sink, for tests that collect the output.
+    pub fn into_sink(mut self) -> S {
+        self.flush();
+        // Move the sink out without running Drop's flush twice.
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so reading the sink
+        // out of it moves it exactly once.
+        unsafe { core::ptr::read(&this.sink) }
+    }
+
+    /// Hand the buffered bytes to the sink. Async-signal-safe.
+    pub fn flush(&mut self) {
+        if self.len > 0 {
+            let (done, _) = self.buf.split_at(self.len);
+            self.sink.write_all(done);
+            self.len = 0;
+        }
+    }
+
+    /// Append raw bytes. Async-signal-safe.
+    pub fn bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.len == BUFFER_SIZE {
+                self.flush();
+            }
+            let room = BUFFER_SIZE - self.len;
+            let take = room.min(bytes.len());
+            let (now, rest) = bytes.split_at(take);
+            if let Some(dst) = self.buf.get_mut(self.len..self.len + take) {
+                dst.copy_from_slice(now);
+            }
+            self.len += take;
+            bytes = rest;
+        }
+    }
+
+    /// Append a string. Async-signal-safe.
+    pub fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    /// Append one byte. Async-signal-safe.
+    pub fn byte(&mut self, b: u8) {
+        if self.len == BUFFER_SIZE {
+            self.flush();
+        }
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// End a line: a newline, then a flush if the policy asks for one.
+    /// Async-signal-safe.
+    pub fn end_line(&mut self) {
+        self.byte(b'\n');
+        if self.policy == FlushPolicy::EachLine {
+            self.flush();
+        }
+    }
+
+    /// Decimal, like `_Py_DumpDecimal`. Async-signal-safe.
+    pub fn decimal(&mut self, mut value: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            if let Some(d) = digits.get_mut(start) {
+                *d = b'0' + (value % 10) as u8;
+            }
+            value /= 10;
+            if value == 0 || start == 0 {
+                break;
+            }
+        }
+        let (_, used) = digits.split_at(start);
+        self.bytes(used);
+    }
+
+    /// Lowercase hexadecimal, zero-padded to at least `width` digits, like
+    /// `_Py_DumpHexadecimal`. Async-signal-safe.
+    pub fn hex(&mut self, mut value: u64, width: usize) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        let width = width.min(out.len());
+        let mut start = out.len();
+        loop {
+            start -= 1;
+            if let Some(d) = out.get_mut(start) {
+                *d = DIGITS[(value & 15) as usize];
+            }
+            value >>= 4;
+            if (out.len() - start >= width && value == 0) || start == 0 {
+                break;
+            }
+        }
+        let (_, used) = out.split_at(start);
+        self.bytes(used);
+    }
+
+    /// One code point the way `_Py_DumpASCII` writes it: printable ASCII as
+    /// is, everything else as `\xHH`, `\uHHHH` or `\UHHHHHHHH`.
+    /// Async-signal-safe.
+    pub fn escaped_char(&mut self, ch: u32) {
+        if (0x20..=0x7e).contains(&ch) {
+            self.byte(ch as u8);
+        } else if ch <= 0xff {
+            self.str("\\x");
+            self.hex(ch as u64, 2);
+        } else if ch <= 0xffff {
+            self.str("\\u");
+            self.hex(ch as u64, 4);
+        } else {
+            self.str("\\U");
+            self.hex(ch as u64, 8);
+        }
+    }
+}
+
+impl<S: Sink> Drop for Writer<S> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// A sink that keeps the bytes, for unit tests of the renderer.
+#[cfg(test)]
+#[derive(Default)]
+pub struct VecSink {
+    pub bytes: Vec<u8>,
+    pub writes: usize,
+}
+
+#[cfg(test)]
+impl Sink for VecSink {
+    fn write_all(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        self.writes += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(policy: FlushPolicy, f: impl FnOnce(&mut Writer<VecSink>)) -> (String, usize) {
+        let mut w = Writer::new(VecSink::default(), policy);
+        f(&mut w);
+        let sink = w.into_sink();
+        (String::from_utf8(sink.bytes).unwrap(), sink.writes)
+    }
+
+    #[test]
+    fn numbers_match_the_stdlib_formatting() {
+        let (s, _) = render(FlushPolicy::WhenFull, |w| {
+            w.decimal(0);
+            w.byte(b' ');
+            w.decimal(1234567890123);
+            w.byte(b' ');
+            w.hex(0x7f12ab, 16);
+            w.byte(b' ');
+            w.hex(0xe9, 2);
+            w.byte(b' ');
+            w.hex(u64::MAX, 4);
+        });
+        assert_eq!(s, "0 1234567890123 00000000007f12ab e9 ffffffffffffffff");
+    }
+
+    #[test]
+    fn escapes_like_py_dump_ascii() {
+        let (s, _) = render(FlushPolicy::WhenFull, |w| {
+            for ch in "a\\ é中\n\u{1F600}~\u{7f}".chars() {
+                w.escaped_char(ch as u32);
+            }
+        });
+        assert_eq!(s, "a\\ \\xe9\\u4e2d\\x0a\\U0001f600~\\x7f");
+    }
+
+    #[test]
+    fn each_line_policy_writes_once_per_line() {
+        let (s, writes) = render(FlushPolicy::EachLine, |w| {
+            w.str("one");
+            w.end_line();
+            w.str("two");
+            w.end_line();
+        });
+        assert_eq!(s, "one\ntwo\n");
+        assert_eq!(writes, 2);
+    }
+
+    #[test]
+    fn when_full_policy_batches_and_spills() {
+        let (s, writes) = render(FlushPolicy::WhenFull, |w| {
+            for _ in 0..(BUFFER_SIZE + 10) {
+                w.byte(b'x');
+            }
+        });
+        assert_eq!(s.len(), BUFFER_SIZE + 10);
+        assert_eq!(writes, 2);
+    }
+}
