@@ -23,8 +23,8 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use crate::cpython::memory::{LocalChecked, LocalUnchecked, SignalReader};
 use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
-use crate::target;
 use crate::writer::{FdSink, FlushPolicy, Writer, errno_get, errno_set};
+use crate::{pyfatal, target};
 
 /// The signals handled, in the stdlib's order, with the names it prints.
 const FATAL_SIGNALS: [libc::c_int; 5] = [
@@ -95,6 +95,7 @@ pub fn enable(fd: i32, all_threads: bool, interp: usize) -> std::io::Result<()> 
     if INSTALLED.load(Ordering::Acquire) {
         return Ok(());
     }
+    pyfatal::prepare();
     install_alt_stack()?;
     // SAFETY: a zeroed sigaction is a valid "default action, empty mask" value.
     let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -197,7 +198,7 @@ fn install_alt_stack() -> std::io::Result<()> {
 extern "C" fn on_fatal_signal(
     signum: libc::c_int,
     _info: *mut libc::siginfo_t,
-    _context: *mut libc::c_void,
+    context: *mut libc::c_void,
 ) {
     let saved_errno = errno_get();
     let Some(index) = FATAL_SIGNALS.iter().position(|&s| s == signum) else {
@@ -209,40 +210,48 @@ extern "C" fn on_fatal_signal(
     // Like the stdlib: the previous action first, so that the re-raise below
     // (or a second fault inside the dump) goes to it.
     restore_previous(index);
-    let fd = FD.load(Ordering::Acquire);
-    if let Some(target) = target::get() {
-        let mut out = Writer::new(FdSink(fd), FlushPolicy::EachLine);
-        out.str("Fatal Python error: ");
-        out.str(signal_name(signum, target.format.fpe_name));
-        out.end_line();
-        out.end_line();
-        if !DUMPING.swap(true, Ordering::AcqRel) {
-            let interp = INTERP.load(Ordering::Acquire);
-            let all_threads = ALL_THREADS.load(Ordering::Acquire);
-            // SAFETY: a TSS read (pthread_getspecific): no lock, no allocation;
-            // the stdlib's handler makes the same call.
-            let current = unsafe { pyo3::ffi::PyGILState_GetThisThreadState() } as usize;
-            // getpid() here rather than at enable time: after fork() the
-            // checked reader must read the child.
-            let mem = if USE_CHECKED_READS.load(Ordering::Acquire) {
-                SignalReader::Checked(LocalChecked::new())
-            } else {
-                SignalReader::Unchecked(LocalUnchecked)
-            };
-            let walker = Walker::new(&mem, &target.layout, target.types);
-            let mut d = Dumper {
-                walker: &walker,
-                format: &target.format,
-                out: &mut out,
-            };
-            // Errors are ignored, as the stdlib ignores them here.
-            let _ = d.threads(all_threads, interp, current);
-            d.extension_modules(interp, &target.filter);
-            DUMPING.store(false, Ordering::Release);
-        }
-        out.flush();
+    // getpid() here rather than at enable time: after fork() the checked
+    // reader must read the child.
+    let mem = if USE_CHECKED_READS.load(Ordering::Acquire) {
+        SignalReader::Checked(LocalChecked::new())
+    } else {
+        SignalReader::Unchecked(LocalUnchecked)
+    };
+    let already_reported = signum == libc::SIGABRT
+        && pyfatal::interrupted_sp(context).is_some_and(|sp| pyfatal::in_progress(&mem, sp));
+    if let (Some(target), false) = (target::get(), already_reported) {
+        report(&mem, target, signum);
     }
     errno_set(saved_errno);
     // SAFETY: raise() is async-signal-safe; the previous action is in place.
     unsafe { libc::raise(signum) };
+}
+
+/// Write the fatal report: header, threads, extension modules.
+///
+/// Async-signal-safe.
+fn report(mem: &SignalReader, target: &target::Target, signum: libc::c_int) {
+    let mut out = Writer::new(FdSink(FD.load(Ordering::Acquire)), FlushPolicy::EachLine);
+    out.str("Fatal Python error: ");
+    out.str(signal_name(signum, target.format.fpe_name));
+    out.end_line();
+    out.end_line();
+    if DUMPING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let interp = INTERP.load(Ordering::Acquire);
+    let all_threads = ALL_THREADS.load(Ordering::Acquire);
+    // SAFETY: a TSS read (pthread_getspecific): no lock, no allocation; the
+    // stdlib's handler makes the same call.
+    let current = unsafe { pyo3::ffi::PyGILState_GetThisThreadState() } as usize;
+    let walker = Walker::new(mem, &target.layout, target.types);
+    let mut d = Dumper {
+        walker: &walker,
+        format: &target.format,
+        out: &mut out,
+    };
+    // Errors are ignored, as the stdlib ignores them here.
+    let _ = d.threads(all_threads, interp, current);
+    d.extension_modules(interp, &target.filter);
+    DUMPING.store(false, Ordering::Release);
 }

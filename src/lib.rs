@@ -9,6 +9,7 @@
 //! * [`cpython`]: layouts, memory readers, line tables and the walker.
 //! * [`dump`]: the renderer: the stdlib's text, version by version.
 //! * [`fatal`]: the fatal-signal handlers.
+//! * [`pyfatal`]: recognising CPython's own Py_FatalError() (no double report).
 //! * [`target`]: what is known about the running interpreter.
 //! * [`crash`]: the stdlib's `_sigsegv`-style test helpers.
 
@@ -18,14 +19,17 @@ pub mod cpython;
 pub mod crash;
 pub mod dump;
 pub mod fatal;
+pub mod pyfatal;
 pub mod target;
 pub mod writer;
 
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyRuntimeWarning, PyValueError};
+use pyo3::exceptions::{
+    PyOverflowError, PyRuntimeError, PyRuntimeWarning, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyInt, PyTuple};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyTuple};
 
 use cpython::memory::LocalUnchecked;
 use cpython::walk::Walker;
@@ -102,9 +106,15 @@ fn file_to_fd(
 
 /// `_PyLong_AsInt`: an int that must fit a C int.
 fn c_int_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
-    let value: i64 = obj.extract()?;
-    i32::try_from(value)
-        .map_err(|_| PyOverflowError::new_err("Python int too large to convert to C int"))
+    let too_large = || PyOverflowError::new_err("Python int too large to convert to C int");
+    let value: i64 = obj.extract().map_err(|e: PyErr| {
+        if e.is_instance_of::<PyOverflowError>(obj.py()) {
+            too_large()
+        } else {
+            e
+        }
+    })?;
+    i32::try_from(value).map_err(|_| too_large())
 }
 
 /// A flag argument: ints only up to 3.11 (`"i"`), any object from 3.12 (`"p"`).
@@ -112,6 +122,13 @@ fn flag(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, default: bool) -> PyRe
     match value {
         None => Ok(default),
         Some(v) if minor(py) >= 12 => v.is_truthy(),
+        // 3.9's argument parser words its "i" errors differently.
+        Some(v) if minor(py) == 9 && v.is_instance_of::<PyFloat>() => {
+            Err(PyTypeError::new_err("integer argument expected, got float"))
+        }
+        Some(v) if minor(py) == 9 && !v.hasattr("__index__")? => Err(PyTypeError::new_err(
+            format!("an integer is required (got type {})", v.get_type().name()?),
+        )),
         Some(v) => Ok(c_int_of(v)? != 0),
     }
 }

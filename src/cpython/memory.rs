@@ -112,8 +112,8 @@ pub struct LocalChecked {
 impl LocalChecked {
     /// A checked reader of the calling process. Async-signal-safe.
     pub fn new() -> Self {
-        // SAFETY: getpid has no preconditions and cannot fail.
         LocalChecked {
+            // SAFETY: getpid has no preconditions and cannot fail.
             pid: unsafe { libc::getpid() },
         }
     }

@@ -1,0 +1,200 @@
+"""Explicit dumps (dump_traceback): the same program under the stdlib and
+under lastwords must print the same bytes."""
+
+import pytest
+
+from helpers import MINOR, assert_same, run, run_both
+
+
+@pytest.mark.parametrize("all_threads", [True, False])
+def test_dump_with_threads(all_threads, tmp_path):
+    code = f"""
+        import threading
+        ready = threading.Barrier(4)
+        stop = threading.Event()
+        def park(n):
+            if n == 0:
+                ready.wait()
+                stop.wait()
+            else:
+                park(n - 1)
+        threads = [threading.Thread(target=park, args=(k,)) for k in (0, 3, 7)]
+        for t in threads:
+            t.start()
+        ready.wait()
+        def dump():
+            faulthandler.dump_traceback(all_threads={all_threads})
+        dump()
+        stop.set()
+        for t in threads:
+            t.join()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.returncode == 0
+    assert lastwords.output.count("most recent call first") == (4 if all_threads else 1)
+
+
+@pytest.mark.parametrize("depth", [98, 99, 100, 101, 150])
+def test_frame_limit(depth, tmp_path):
+    code = f"""
+        import sys
+        sys.setrecursionlimit(10000)
+        def recurse(n):
+            if n == 0:
+                faulthandler.dump_traceback(all_threads=False)
+            else:
+                recurse(n - 1)
+        recurse({depth})
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    frames = min(depth + 2, 100)
+    assert lastwords.output.count("  File ") == frames
+
+
+def test_thread_limit(tmp_path):
+    code = """
+        import threading
+        ready = threading.Barrier(121)
+        stop = threading.Event()
+        def park():
+            ready.wait()
+            stop.wait()
+        threads = [threading.Thread(target=park) for _ in range(120)]
+        for t in threads:
+            t.start()
+        ready.wait()
+        faulthandler.dump_traceback()
+        stop.set()
+        for t in threads:
+            t.join()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.output.endswith("\n...\n")
+    assert lastwords.output.count("most recent call first") == 100
+
+
+def test_strings_escaped_and_truncated(tmp_path):
+    # A file name and function names with non-ASCII characters, control
+    # characters, a backslash, and names longer than 500 code points.
+    code = r'''
+        src = (
+            "def g\u00e9\u4e2dx():\n    faulthandler.dump_traceback(all_threads=False)\n"
+            "def " + "a" * 600 + "():\n    g\u00e9\u4e2dx()\n"
+            "def h\u4e2d\u00ff():\n    " + "a" * 600 + "()\n"
+        )
+        ns = {"faulthandler": faulthandler}
+        exec(compile(src, "dir\\caf\u00e9 \u2603\t\U0001f600" + "x" * 520 + ".py", "exec"), ns)
+        ns["h\u4e2d\u00ff"]()
+    '''
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert "g\\xe9\\u4e2dx" in lastwords.output
+    assert "a" * 500 + "..." in lastwords.output
+
+
+def test_line_numbers_in_many_shapes(tmp_path):
+    """Line tables: multi-line expressions, comprehensions, generators,
+    decorators, lambdas, class bodies, try/finally, async, nested functions."""
+    code = """
+        import asyncio
+        def dump():
+            faulthandler.dump_traceback(all_threads=False)
+        def deco(f):
+            dump()
+            return f
+        class K:
+            @deco
+            def m(self):
+                return [
+                    x
+                    for x in (
+                        dump(),
+                    )
+                ]
+        def gen():
+            yield (lambda: (
+                dump()
+            ))()
+        def tryer():
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                pass
+            finally:
+                list(gen())
+        async def coro():
+            K().m()
+            tryer()
+            dump()
+        asyncio.run(coro())
+        def very_long():
+""" + "".join(f"            x{i} = {i}\n" for i in range(400)) + """\
+            dump()
+        very_long()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.output.count("Stack (most recent call first)") == 5
+
+
+def test_dump_from_a_thread_with_all_threads(tmp_path):
+    code = """
+        import threading
+        def work():
+            faulthandler.dump_traceback()
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+
+
+def test_thread_state_without_frames(tmp_path):
+    """A thread state with no Python frame prints <no Python frame>."""
+    code = """
+        import ctypes
+        api = ctypes.pythonapi
+        api.PyInterpreterState_Get.restype = ctypes.c_void_p
+        api.PyThreadState_New.restype = ctypes.c_void_p
+        api.PyThreadState_New.argtypes = [ctypes.c_void_p]
+        tstate = api.PyThreadState_New(api.PyInterpreterState_Get())
+        faulthandler.dump_traceback()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert "<no Python frame>\n" in lastwords.output
+
+
+def test_dump_to_file_and_fd(tmp_path):
+    code = """
+        with open("out.txt", "w") as f:
+            faulthandler.dump_traceback(f)
+            faulthandler.dump_traceback(f.fileno(), all_threads=False)
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert stdlib.output == lastwords.output == ""
+    texts = [(tmp_path / m / "out.txt").read_text() for m in ("faulthandler", "lastwords")]
+    assert texts[0].replace(texts[0][15:33], "") == texts[1].replace(texts[1][15:33], "")
+    assert texts[1].count(" in <module>\n") == 2
+
+
+def test_exact_dump_text(tmp_path):
+    result = run(
+        """
+        def f():
+            faulthandler.dump_traceback(all_threads=False)
+        f()
+        """,
+        cwd=str(tmp_path),
+    )
+    path = tmp_path / "snippet.py"
+    assert result.returncode == 0
+    assert result.output == (
+        "Stack (most recent call first):\n"
+        f'  File "{path}", line 4 in f\n'
+        f'  File "{path}", line 5 in <module>\n'
+    )

@@ -1,0 +1,274 @@
+"""Fatal signals: each crash in a child, the report compared byte for byte with
+the stdlib's report of the same program, and the exit status checked."""
+
+import signal
+
+import pytest
+
+from helpers import MINOR, SIGNAL_NAMES, THREAD_ID, assert_same, run, run_both, signal_status
+
+THREADS = """
+    import threading
+    started = threading.Barrier(3)
+    stop = threading.Event()
+    def park(n):
+        if n == 0:
+            started.wait()
+            stop.wait()
+        else:
+            park(n - 1)
+    threads = [threading.Thread(target=park, args=(k,)) for k in (2, 5)]
+    for t in threads:
+        t.start()
+    started.wait()
+"""
+
+CRASHES = {
+    "sigsegv": ("faulthandler._sigsegv()", signal.SIGSEGV),
+    "sigsegv_release_gil": ("faulthandler._sigsegv(True)", signal.SIGSEGV),
+    "read_null": ("faulthandler._read_null()", signal.SIGSEGV),
+    "sigabrt": ("faulthandler._sigabrt()", signal.SIGABRT),
+    "sigfpe": ("faulthandler._sigfpe()", signal.SIGFPE),
+    "sigbus": ("import signal; signal.raise_signal(signal.SIGBUS)", signal.SIGBUS),
+    "sigill": ("import signal; signal.raise_signal(signal.SIGILL)", signal.SIGILL),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRASHES))
+def test_fatal_signal_matches_stdlib(name, tmp_path):
+    crash, signum = CRASHES[name]
+    code = f"""
+        def outer():
+            inner()
+        def inner():
+            {crash}
+        faulthandler.enable()
+        outer()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.returncode == signal_status(signum)
+    assert lastwords.output.startswith(f"Fatal Python error: {SIGNAL_NAMES[signum]}\n\n")
+
+
+def test_exact_report_text(tmp_path):
+    """Not only equal to the stdlib: the text itself, spelled out."""
+    result = run(
+        """
+        def crash():
+            faulthandler._sigsegv()
+        faulthandler.enable()
+        crash()
+        """,
+        cwd=str(tmp_path),
+    )
+    path = tmp_path / "snippet.py"
+    assert result.returncode == -signal.SIGSEGV
+    # Line 1 of the snippet is the import of lastwords.
+    assert result.masked == (
+        "Fatal Python error: Segmentation fault\n\n"
+        "Current thread 0xTHREAD (most recent call first):\n"
+        f'  File "{path}", line 4 in crash\n'
+        f'  File "{path}", line 6 in <module>\n'
+    )
+
+
+@pytest.mark.parametrize("all_threads", [True, False])
+def test_fatal_with_threads(all_threads, tmp_path):
+    code = THREADS + f"""
+    faulthandler.enable(all_threads={all_threads})
+    faulthandler._sigsegv()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.output.count("(most recent call first)") == (3 if all_threads else 1)
+
+
+def test_fatal_in_a_python_thread(tmp_path):
+    code = """
+        import threading
+        def crash():
+            faulthandler._sigsegv()
+        faulthandler.enable()
+        t = threading.Thread(target=crash)
+        t.start()
+        t.join()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.returncode == -signal.SIGSEGV
+
+
+def test_fatal_in_a_thread_without_python_state(tmp_path):
+    """Py_FatalError in a C thread: CPython prints its own report, then calls
+    abort(). The stdlib disables itself first; lastwords recognises the fatal
+    error on the stack and stays silent, so there is exactly one report."""
+    code = """
+        faulthandler.enable()
+        faulthandler._fatal_error_c_thread()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert lastwords.masked == stdlib.masked
+    assert lastwords.output.count("Fatal Python error") == 1
+    assert "Fatal Python error: faulthandler_fatal_error_thread: in new thread\n" in lastwords.output
+    assert lastwords.returncode == -signal.SIGABRT
+    # The stdlib itself dies of SIGSEGV here on 3.12+ after its report (a
+    # stdlib bug: it lists extension modules from a thread with no state).
+    assert stdlib.returncode in (-signal.SIGABRT, -signal.SIGSEGV)
+
+
+def test_stack_overflow_is_reported(tmp_path):
+    code = """
+        faulthandler.enable()
+        faulthandler._stack_overflow()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.returncode == -signal.SIGSEGV
+
+
+def test_deep_recursion_limits(tmp_path):
+    code = """
+        import sys
+        sys.setrecursionlimit(10000)
+        def recurse(n):
+            if n == 0:
+                faulthandler._sigsegv()
+            recurse(n - 1)
+        faulthandler.enable()
+        recurse(250)
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.output.count("  File ") == 100
+
+
+@pytest.mark.parametrize("how", ["fileobj", "fd"])
+def test_report_to_a_file_object_and_an_fd(how, tmp_path):
+    target = "f" if how == "fileobj" else "f.fileno()"
+    code = f"""
+        f = open("report.txt", "w")
+        faulthandler.enable({target})
+        faulthandler._sigsegv()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert stdlib.output == lastwords.output == ""
+    stdlib_text, lastwords_text = (
+        THREAD_ID.sub("0xT", (tmp_path / m / "report.txt").read_text())
+        for m in ("faulthandler", "lastwords")
+    )
+    assert lastwords_text.startswith("Fatal Python error: Segmentation fault\n\n")
+    assert lastwords_text == stdlib_text
+    assert lastwords.returncode == stdlib.returncode == -signal.SIGSEGV
+
+
+def test_enable_twice_moves_to_the_new_file(tmp_path):
+    result = run(
+        """
+        first = open("first.txt", "w")
+        second = open("second.txt", "w")
+        faulthandler.enable(first)
+        faulthandler.enable(second)
+        faulthandler._sigsegv()
+        """,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == -signal.SIGSEGV
+    assert (tmp_path / "first.txt").read_text() == ""
+    assert (tmp_path / "second.txt").read_text().startswith("Fatal Python error: Segmentation fault")
+
+
+def test_disable_restores_the_default_action(tmp_path):
+    result = run(
+        """
+        faulthandler.enable()
+        assert faulthandler.disable() is True
+        assert faulthandler.disable() is False
+        assert faulthandler.is_enabled() is False
+        faulthandler._sigsegv()
+        """,
+        cwd=str(tmp_path),
+    )
+    assert result.output == ""
+    assert result.returncode == -signal.SIGSEGV
+
+
+def test_disable_restores_a_python_handler(tmp_path):
+    """The previous handler is put back exactly: here a Python one."""
+    result = run(
+        """
+        import signal, sys
+        def on_abort(signum, frame):
+            print("python handler ran", flush=True)
+            sys.exit(7)
+        signal.signal(signal.SIGABRT, on_abort)
+        faulthandler.enable()
+        faulthandler.disable()
+        signal.raise_signal(signal.SIGABRT)
+        """,
+        cwd=str(tmp_path),
+    )
+    assert result.stdout == "python handler ran\n"
+    assert result.returncode == 7
+
+
+def test_garbage_collecting_line(tmp_path):
+    code = """
+        import gc
+        class Crash:
+            def __del__(self):
+                faulthandler._sigsegv()
+        a = Crash()
+        a.cycle = a
+        del a
+        faulthandler.enable()
+        gc.collect()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    if MINOR >= 10:
+        assert "  Garbage-collecting\n" in lastwords.output
+
+
+def test_extension_modules_listed(tmp_path):
+    # A non-stdlib name for an extension module: both implementations list it
+    # (3.10+; 3.9 has no such list).
+    code = """
+        import sys, _socket
+        sys.modules["not_in_the_stdlib"] = _socket
+        faulthandler.enable()
+        faulthandler._sigsegv()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    listed = "\nExtension modules: not_in_the_stdlib (total: 1)\n" in lastwords.output
+    assert listed == (MINOR >= 10)
+
+
+def test_unknown_layout_refuses_at_enable(tmp_path):
+    result = run(
+        """
+        import sys
+        try:
+            faulthandler.enable()
+        except RuntimeError as e:
+            print("RuntimeError:", e)
+        try:
+            faulthandler.dump_traceback()
+        except RuntimeError as e:
+            print("RuntimeError:", e)
+        print("enabled:", faulthandler.is_enabled())
+        """,
+        cwd=str(tmp_path),
+        env={"_LASTWORDS_TEST_UNKNOWN_LAYOUT": "1"},
+    )
+    import sys
+
+    version = sys.version.split()[0]
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.output
+    assert len(lines) == 3
+    for line in lines[:2]:
+        assert line.startswith(f"RuntimeError: lastwords cannot dump tracebacks on cpython {version}")
+        assert "memory layout is not known" in line
+    assert lines[2] == "enabled: False"
