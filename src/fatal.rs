@@ -252,6 +252,6 @@ fn report(mem: &SignalReader, target: &target::Target, signum: libc::c_int) {
     };
     // Errors are ignored, as the stdlib ignores them here.
     let _ = d.threads(all_threads, interp, current);
-    d.extension_modules(interp, &target.filter);
+    d.extension_modules(interp, &target::module_filter());
     DUMPING.store(false, Ordering::Release);
 }

@@ -144,6 +144,7 @@ fn enable(
     let (fd, keep) = file_to_fd(py, file)?;
     let all_threads = flag(py, all_threads, true)?;
     target(py)?;
+    target::refresh_stdlib_names(py);
     // SAFETY: the GIL is held, so the interpreter is initialised.
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
@@ -212,11 +213,42 @@ fn dump_traceback(
     Ok(())
 }
 
-/// Where the layout came from and its main offsets: for tests and bug reports.
+/// Where the layout came from, and whether it equals the built-in table of
+/// that version (on 3.13 it must: `_Py_DebugOffsets` and the headers agree).
+/// For tests and bug reports.
 #[pyfunction]
-fn _layout_info(py: Python<'_>) -> PyResult<String> {
+fn _layout_info(py: Python<'_>) -> PyResult<(String, bool, String)> {
     let t = target(py)?;
-    Ok(format!("{}: {:?}", t.layout_source, t.layout))
+    let matches_table = cpython::layout::table_for(t.layout.minor) == Some(&t.layout);
+    Ok((
+        t.layout_source.to_string(),
+        matches_table,
+        format!("{:?}", t.layout),
+    ))
+}
+
+/// An empty method table (just the sentinel) for lastwords' `PyModuleDef`.
+struct EmptyMethods([pyo3::ffi::PyMethodDef; 1]);
+// SAFETY: the table is immutable and contains only null pointers.
+#[allow(unsafe_code)]
+unsafe impl Sync for EmptyMethods {}
+static NO_METHODS: EmptyMethods = EmptyMethods([pyo3::ffi::PyMethodDef::zeroed()]);
+
+/// CPython calls a module an extension module (for the `Extension modules:`
+/// line of a fatal report) when its `PyModuleDef` has a method table. PyO3
+/// adds functions after creation and leaves `m_methods` NULL; give it an
+/// empty table so that lastwords, standing in as `faulthandler`, is listed
+/// where the stdlib's C module would be.
+fn mark_as_extension_module(m: &Bound<'_, PyModule>) {
+    // SAFETY: `m` is a live module object; PyModule_GetDef returns its def
+    // (or NULL, with no error set, for modules without one).
+    #[allow(unsafe_code)]
+    unsafe {
+        let def = pyo3::ffi::PyModule_GetDef(m.as_ptr());
+        if !def.is_null() && (*def).m_methods.is_null() {
+            (*def).m_methods = NO_METHODS.0.as_ptr().cast_mut();
+        }
+    }
 }
 
 #[pymodule]
@@ -232,6 +264,7 @@ fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dump_traceback, m)?)?;
     m.add_function(wrap_pyfunction!(_layout_info, m)?)?;
     crash::register(m)?;
+    mark_as_extension_module(m);
     // Resolve the layout now, while the importing thread holds the GIL; a
     // failure is reported by enable()/dump_traceback(), not by import.
     let _ = target::resolve(py);

@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString};
@@ -22,7 +23,6 @@ pub struct Target {
     pub layout: Layout,
     pub types: KnownTypes,
     pub format: Format,
-    pub filter: ModuleFilter,
     /// Where the layout came from, for `_layout_info()` and error messages.
     pub layout_source: &'static str,
 }
@@ -98,15 +98,11 @@ fn build(py: Python<'_>) -> Result<Target, String> {
         unicode: py.get_type::<PyString>().as_ptr() as usize,
         module: py.get_type::<PyModule>().as_ptr() as usize,
     };
-    let filter = ModuleFilter {
-        sorted_stdlib_names: stdlib_module_names(&sys),
-        own_module: "lastwords._lastwords",
-    };
+    refresh_stdlib_names(py);
     let target = Target {
         layout,
         types,
         format: Format::for_minor(minor),
-        filter,
         layout_source,
     };
     if let Err(why) = validate(&target) {
@@ -115,20 +111,55 @@ fn build(py: Python<'_>) -> Result<Target, String> {
     Ok(target)
 }
 
-/// `sys.stdlib_module_names`, sorted and leaked: read-only data for the
-/// signal handlers. Empty before 3.10 (no extension list is printed there).
-fn stdlib_module_names(sys: &Bound<'_, PyAny>) -> &'static [&'static str] {
-    let mut names: Vec<&'static str> = sys
-        .getattr("stdlib_module_names")
+/// The current `sys.stdlib_module_names`, sorted: a leaked slice behind an
+/// atomic pointer, replaced (and the old one leaked) only when it changes.
+static STDLIB_NAMES: AtomicPtr<&'static [&'static str]> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Which modules the extension-module list leaves out: the stdlib's names as
+/// of the last `enable()`, and lastwords itself. Async-signal-safe.
+pub fn module_filter() -> ModuleFilter {
+    let names = STDLIB_NAMES.load(Ordering::Acquire);
+    let sorted_stdlib_names: &'static [&'static str] = if names.is_null() {
+        &[]
+    } else {
+        // SAFETY: a non-null pointer always comes from Box::leak in
+        // refresh_stdlib_names and is never freed.
+        unsafe { *names }
+    };
+    ModuleFilter {
+        sorted_stdlib_names,
+        own_module: "lastwords._lastwords",
+    }
+}
+
+/// Read `sys.stdlib_module_names` again. CPython reads it at crash time; a
+/// program (or a test) may change it after import, so every `enable()` calls
+/// this. Empty before 3.10 (no extension list is printed there).
+pub fn refresh_stdlib_names(py: Python<'_>) {
+    let mut names: Vec<String> = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("stdlib_module_names"))
         .and_then(|s| s.try_iter())
         .map(|it| {
             it.filter_map(|n| n.ok()?.extract::<String>().ok())
-                .map(|n| &*Box::leak(n.into_boxed_str()))
                 .collect()
         })
         .unwrap_or_default();
     names.sort_unstable();
-    Box::leak(names.into_boxed_slice())
+    if module_filter()
+        .sorted_stdlib_names
+        .iter()
+        .copied()
+        .eq(names.iter().map(String::as_str))
+    {
+        return;
+    }
+    let leaked: Vec<&'static str> = names
+        .into_iter()
+        .map(|n| &*Box::leak(n.into_boxed_str()))
+        .collect();
+    let slice: &'static [&'static str] = Box::leak(leaked.into_boxed_slice());
+    STDLIB_NAMES.store(Box::leak(Box::new(slice)), Ordering::Release);
 }
 
 /// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13).

@@ -145,3 +145,11 @@ def test_stack_overflow_helper_signature():
     assert callable(lastwords._stack_overflow)
     if MINOR == 9:
         assert callable(lastwords._fatal_error)
+
+
+def test_layout_source():
+    """3.9-3.12 use the built-in tables; 3.13 reads _Py_DebugOffsets, which
+    must agree with the offsets the compiler computed from 3.13's headers."""
+    source, matches_table, _ = lastwords._lastwords._layout_info()
+    assert source == ("_Py_DebugOffsets" if MINOR >= 13 else "built-in table")
+    assert matches_table
