@@ -10,12 +10,16 @@
 #include "internal/pycore_pystate.h"
 #include "internal/pycore_interp.h"
 #include "internal/pycore_code.h"
+#include "internal/pycore_runtime.h"
 #if PY_VERSION_HEX >= 0x030B0000
 #include "internal/pycore_frame.h"
 #include "internal/pycore_dict.h"
 #endif
 #if PY_VERSION_HEX >= 0x030A0000
 #include "internal/pycore_moduleobject.h"
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_stackref.h"
 #endif
 
 #define O(name, type, field) printf("%-28s %zu\n", name, offsetof(type, field))
@@ -62,6 +66,18 @@ int main(void) {
     O("frame.instr", _PyInterpreterFrame, prev_instr);
 #endif
     O("frame.owner", _PyInterpreterFrame, owner);
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14+: f_executable is a _PyStackRef (tag in the low bits); frames
+       owned by the interpreter (entry/trampoline frames, 3.15's base frame
+       sentinel) are skipped by the stdlib's dump_frame(). */
+    printf("%-28s %d\n", "frame.code_tag_bits", (int)Py_TAG_BITS);
+    printf("%-28s %d\n", "frame.owned_by_interpreter", (int)FRAME_OWNED_BY_INTERPRETER);
+#if PY_VERSION_HEX < 0x030F0000
+    printf("%-28s %d\n", "frame.owned_by_cstack", (int)FRAME_OWNED_BY_CSTACK);
+#endif
+    O("frame.globals", _PyInterpreterFrame, f_globals);
+    O("frame.builtins", _PyInterpreterFrame, f_builtins);
+#endif
     O("code.code_adaptive", PyCodeObject, co_code_adaptive);
 #else
     O("frame.previous", PyFrameObject, f_back);
@@ -80,6 +96,7 @@ int main(void) {
 #endif
     O("object.type", PyObject, ob_type);
     O("type.flags", PyTypeObject, tp_flags);
+    O("type.base", PyTypeObject, tp_base);
     O("bytes.size", PyVarObject, ob_size);
     O("bytes.data", PyBytesObject, ob_sval);
     O("unicode.length", PyASCIIObject, length);
@@ -109,9 +126,16 @@ int main(void) {
     O("dictkeys.nentries", PyDictKeysObject, dk_nentries);
     O("dictkeys.indices", PyDictKeysObject, dk_indices);
 #endif
-#if PY_VERSION_HEX >= 0x030A0000
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15: no md_def; _PyModule_IsExtension() is "md_exec != NULL, or
+       md_token_is_def and ((PyModuleDef *)md_token)->m_methods != NULL". */
+    O("module.token_is_def", PyModuleObject, md_token_is_def);
+    O("module.token", PyModuleObject, md_token);
+    O("module.exec", PyModuleObject, md_exec);
+#elif PY_VERSION_HEX >= 0x030A0000
     O("module.def", PyModuleObject, md_def);
 #endif
     O("moduledef.methods", PyModuleDef, m_methods);
+    O("runtime.head_lock", _PyRuntimeState, interpreters.mutex);
     return 0;
 }

@@ -208,6 +208,15 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
                     break;
                 }
             };
+            // A thread state of another interpreter, or garbage read while
+            // the list changed under us: stop rather than print it.
+            if self.walker.thread_interp(tstate) != Ok(interp) {
+                if nthreads != 0 {
+                    self.out.str(INVALID_THREAD);
+                    self.out.end_line();
+                }
+                break;
+            }
             let is_current = tstate == current;
             self.thread_header(id, is_current);
             if is_current && self.format.gc_line && self.walker.gc_collecting(interp) == Ok(true) {

@@ -9,20 +9,19 @@
 //!
 //! Everything the handler needs is published before the handler is installed,
 //! in atomics (fd, all_threads, interpreter) and in the `PREVIOUS` table. The
-//! table is written only by `enable()`/`disable()`, which run serialised by the
-//! binding layer's lock; the handler only reads it. Orderings: stores are
+//! table is written only by `enable()`, which runs serialised by the binding
+//! layer's lock; the handler only reads it. Orderings: stores are
 //! Release and the handler's loads Acquire, so a handler that sees
 //! `INSTALLED == true` sees the fd and previous actions stored before it.
 
 #![allow(unsafe_code)]
 
-use core::cell::UnsafeCell;
-use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::cpython::memory::{LocalChecked, LocalUnchecked, SignalReader};
 use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
+use crate::signals::{self, SavedAction};
 use crate::writer::{FdSink, FlushPolicy, Writer, errno_get, errno_set};
 use crate::{pyfatal, target};
 
@@ -53,28 +52,13 @@ pub fn is_fatal(signum: libc::c_int) -> bool {
     FATAL_SIGNALS.contains(&signum)
 }
 
-/// Saved `sigaction`s, one per fatal signal.
-struct PreviousActions([UnsafeCell<MaybeUninit<libc::sigaction>>; 5]);
-
-// SAFETY: slots are written only by enable()/disable() (serialised by the
-// binding layer's lock, and before INSTALLED is published) and read by the
-// handler after it observed INSTALLED with Acquire ordering.
-unsafe impl Sync for PreviousActions {}
-
-static PREVIOUS: PreviousActions =
-    PreviousActions([const { UnsafeCell::new(MaybeUninit::zeroed()) }; 5]);
+/// The actions that were in place before `enable()`, one per fatal signal.
+static PREVIOUS: [SavedAction; 5] = [const { SavedAction::new() }; 5];
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static FD: AtomicI32 = AtomicI32::new(2);
 static ALL_THREADS: AtomicBool = AtomicBool::new(true);
 static INTERP: AtomicUsize = AtomicUsize::new(0);
 static USE_CHECKED_READS: AtomicBool = AtomicBool::new(true);
-/// Set while a dump runs: a fault inside the dump does not start a second one.
-static DUMPING: AtomicBool = AtomicBool::new(false);
-
-/// Bytes of alternate signal stack: the stdlib's `SIGSTKSZ * 2` is too tight
-/// for a walker with its write buffer, so give it room.
-const ALT_STACK_SIZE: usize = 256 * 1024;
-static ALT_STACK: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether the fatal handlers are installed.
 pub fn is_enabled() -> bool {
@@ -96,20 +80,10 @@ pub fn enable(fd: i32, all_threads: bool, interp: usize) -> std::io::Result<()> 
         return Ok(());
     }
     pyfatal::prepare();
-    install_alt_stack()?;
-    // SAFETY: a zeroed sigaction is a valid "default action, empty mask" value.
-    let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
-    action.sa_sigaction = on_fatal_signal as *const () as usize;
-    action.sa_flags = libc::SA_NODEFER | libc::SA_ONSTACK | libc::SA_SIGINFO;
-    // SAFETY: sa_mask is a valid sigset_t inside `action`.
-    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    signals::install_alt_stack()?;
+    let action = signals::action(on_fatal_signal, libc::SA_NODEFER | libc::SA_ONSTACK);
     for (index, &signum) in FATAL_SIGNALS.iter().enumerate() {
-        let slot = PREVIOUS.0[index].get().cast::<libc::sigaction>();
-        // SAFETY: `slot` is only written here and in disable(), both under the
-        // binding layer's lock; the handler reads it only once INSTALLED is
-        // set, which happens after this loop.
-        if unsafe { libc::sigaction(signum, &action, slot) } != 0 {
-            let err = std::io::Error::last_os_error();
+        if let Err(err) = signals::install(signum, &action, PREVIOUS.get(index)) {
             restore_first(index);
             return Err(err);
         }
@@ -127,18 +101,9 @@ fn restore_first(count: usize) {
 
 /// Put the previous action of one signal back. Async-signal-safe.
 fn restore_previous(index: usize) {
-    let (Some(&signum), Some(slot)) = (FATAL_SIGNALS.get(index), PREVIOUS.0.get(index)) else {
-        return;
-    };
-    // SAFETY: the slot was filled by sigaction() in enable() before the
-    // handler could run (INSTALLED published it).
-    unsafe {
-        libc::sigaction(
-            signum,
-            slot.get().cast::<libc::sigaction>(),
-            core::ptr::null_mut(),
-        )
-    };
+    if let (Some(&signum), Some(saved)) = (FATAL_SIGNALS.get(index), PREVIOUS.get(index)) {
+        signals::restore(signum, saved);
+    }
 }
 
 /// Restore the handlers that were there before `enable()`. Returns whether
@@ -149,47 +114,6 @@ pub fn disable() -> bool {
     }
     restore_first(FATAL_SIGNALS.len());
     true
-}
-
-/// Give the calling thread an alternate signal stack, so that a stack
-/// overflow can still be reported. Allocated once per process.
-fn install_alt_stack() -> std::io::Result<()> {
-    let mut base = ALT_STACK.load(Ordering::Acquire);
-    if base == 0 {
-        // SAFETY: an anonymous private mapping; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                ALT_STACK_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        base = p as usize;
-        ALT_STACK.store(base, Ordering::Release);
-    }
-    // SAFETY: zeroed stack_t is valid; sigaltstack only reads/writes these.
-    let mut current: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
-    // SAFETY: querying the current alternate stack into a valid struct.
-    unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
-    let has_usable = current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE;
-    if !has_usable {
-        let stack = libc::stack_t {
-            ss_sp: base as *mut libc::c_void,
-            ss_flags: 0,
-            ss_size: ALT_STACK_SIZE,
-        };
-        // SAFETY: the mapping is ALT_STACK_SIZE bytes and is never unmapped.
-        if unsafe { libc::sigaltstack(&stack, core::ptr::null_mut()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// The handler of the five fatal signals.
@@ -236,7 +160,7 @@ fn report(mem: &SignalReader, target: &target::Target, signum: libc::c_int) {
     out.str(signal_name(signum, target.format.fpe_name));
     out.end_line();
     out.end_line();
-    if DUMPING.swap(true, Ordering::AcqRel) {
+    if signals::DUMPING.swap(true, Ordering::AcqRel) {
         return;
     }
     let interp = INTERP.load(Ordering::Acquire);
@@ -253,5 +177,5 @@ fn report(mem: &SignalReader, target: &target::Target, signum: libc::c_int) {
     // Errors are ignored, as the stdlib ignores them here.
     let _ = d.threads(all_threads, interp, current);
     d.extension_modules(interp, &target::module_filter());
-    DUMPING.store(false, Ordering::Release);
+    signals::DUMPING.store(false, Ordering::Release);
 }

@@ -10,6 +10,9 @@
 //! * [`dump`]: the renderer: the stdlib's text, version by version.
 //! * [`fatal`]: the fatal-signal handlers.
 //! * [`pyfatal`]: recognising CPython's own Py_FatalError() (no double report).
+//! * [`user_signal`]: `register()`: dumps on user signals.
+//! * [`watchdog`]: `dump_traceback_later()`: one long-lived watchdog thread.
+//! * [`signals`]: what the signal handlers share (saved actions, alt stack).
 //! * [`target`]: what is known about the running interpreter.
 //! * [`crash`]: the stdlib's `_sigsegv`-style test helpers.
 
@@ -20,7 +23,10 @@ pub mod crash;
 pub mod dump;
 pub mod fatal;
 pub mod pyfatal;
+pub mod signals;
 pub mod target;
+pub mod user_signal;
+pub mod watchdog;
 pub mod writer;
 
 use std::sync::Mutex;
@@ -117,19 +123,33 @@ fn c_int_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
     i32::try_from(value).map_err(|_| too_large())
 }
 
+/// An `"i"` argument (a C int), with the running version's error wording.
+fn int_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<i32> {
+    if minor(py) == 9 {
+        // 3.9's argument parser words its "i" errors differently.
+        if v.is_instance_of::<PyFloat>() {
+            return Err(PyTypeError::new_err("integer argument expected, got float"));
+        }
+        if !v.hasattr("__index__")? {
+            return Err(PyTypeError::new_err(format!(
+                "an integer is required (got type {})",
+                v.get_type().name()?
+            )));
+        }
+    }
+    c_int_of(v)
+}
+
+/// A flag that is an `"i"` int on every version (`repeat`, `exit`).
+fn int_flag(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
+    value.map_or(Ok(default), |v| Ok(int_arg(py, v)? != 0))
+}
+
 /// A flag argument: ints only up to 3.11 (`"i"`), any object from 3.12 (`"p"`).
 fn flag(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
     match value {
-        None => Ok(default),
         Some(v) if minor(py) >= 12 => v.is_truthy(),
-        // 3.9's argument parser words its "i" errors differently.
-        Some(v) if minor(py) == 9 && v.is_instance_of::<PyFloat>() => {
-            Err(PyTypeError::new_err("integer argument expected, got float"))
-        }
-        Some(v) if minor(py) == 9 && !v.hasattr("__index__")? => Err(PyTypeError::new_err(
-            format!("an integer is required (got type {})", v.get_type().name()?),
-        )),
-        Some(v) => Ok(c_int_of(v)? != 0),
+        _ => int_flag(py, value, default),
     }
 }
 
@@ -149,7 +169,7 @@ fn enable(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut slot = FATAL_FILE.lock().unwrap_or_else(|e| e.into_inner());
-    fatal::enable(fd, all_threads, interp).map_err(PyErr::from)?;
+    fatal::enable(fd, all_threads, interp).map_err(os_error)?;
     // Replace the kept file only once the handler writes to the new fd.
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
@@ -213,6 +233,189 @@ fn dump_traceback(
     Ok(())
 }
 
+/// The file object the watchdog writes to, kept alive while armed.
+static WATCHDOG_FILE: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
+
+/// The timeout in microseconds, converted and checked as the stdlib does
+/// (`_PyTime_FromSecondsObject` with `_PyTime_ROUND_TIMEOUT`, then to µs).
+fn timeout_us(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<u64> {
+    let too_large = if minor(py) >= 13 {
+        "timestamp too large to convert to C PyTime_t"
+    } else {
+        "timestamp too large to convert to C _PyTime_t"
+    };
+    let ns: i128 = if let Ok(f) = timeout.cast::<PyFloat>() {
+        let d = f.value();
+        if d.is_nan() {
+            return Err(PyValueError::new_err("Invalid value NaN (not a number)"));
+        }
+        let d = (d * 1e9).ceil();
+        // _PyTime_t is an i64 of nanoseconds: [-2^63, 2^63).
+        let limit = 2f64.powi(63);
+        if !(-limit..limit).contains(&d) {
+            return Err(PyOverflowError::new_err(if minor(py) >= 11 {
+                "timestamp out of range for platform time_t"
+            } else {
+                too_large
+            }));
+        }
+        d as i128
+    } else {
+        if minor(py) == 9 && !timeout.hasattr("__index__")? {
+            return Err(PyTypeError::new_err(format!(
+                "an integer is required (got type {})",
+                timeout.get_type().name()?
+            )));
+        }
+        let secs: i64 = timeout.extract().map_err(|e: PyErr| {
+            if e.is_instance_of::<PyOverflowError>(py) {
+                PyOverflowError::new_err(too_large)
+            } else {
+                e
+            }
+        })?;
+        secs.checked_mul(1_000_000_000)
+            .ok_or_else(|| PyOverflowError::new_err(too_large))? as i128
+    };
+    // Round up (away from zero) to whole microseconds.
+    let us = if ns > 0 { (ns + 999) / 1000 } else { ns / 1000 };
+    if us <= 0 {
+        return Err(PyValueError::new_err("timeout must be greater than 0"));
+    }
+    Ok(us as u64)
+}
+
+/// dump_traceback_later(timeout, repeat=False, file=sys.stderr, exit=False)
+#[pyfunction]
+#[pyo3(signature = (timeout, repeat=None, file=None, exit=None))]
+fn dump_traceback_later(
+    py: Python<'_>,
+    timeout: &Bound<'_, PyAny>,
+    repeat: Option<&Bound<'_, PyAny>>,
+    file: Option<&Bound<'_, PyAny>>,
+    exit: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let repeat = int_flag(py, repeat, false)?;
+    let exit = int_flag(py, exit, false)?;
+    let timeout_us = timeout_us(py, timeout)?;
+    let (fd, keep) = file_to_fd(py, file)?;
+    target(py)?;
+    // SAFETY: the GIL is held, so the interpreter is initialised.
+    #[allow(unsafe_code)]
+    let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
+    let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog::arm(fd, timeout_us, repeat, exit, interp).map_err(os_error)?;
+    let old = std::mem::replace(&mut *slot, keep);
+    drop(slot);
+    drop(old);
+    Ok(())
+}
+
+/// cancel_dump_traceback_later(): disarm; never waits for a dump.
+#[pyfunction]
+fn cancel_dump_traceback_later() {
+    let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog::cancel();
+    let old = slot.take();
+    drop(slot);
+    drop(old);
+}
+
+/// The file objects registered signals write to, by signal number.
+static USER_FILES: Mutex<Vec<(i32, Py<PyAny>)>> = Mutex::new(Vec::new());
+
+/// The stdlib's `check_signum`.
+fn check_signum(signum: i32) -> PyResult<()> {
+    if fatal::is_fatal(signum) {
+        return Err(PyRuntimeError::new_err(format!(
+            "signal {signum} cannot be registered, use enable() instead"
+        )));
+    }
+    if !(1..user_signal::NSIG).contains(&signum) {
+        return Err(PyValueError::new_err("signal number out of range"));
+    }
+    Ok(())
+}
+
+/// Take the file kept for a signal out of the table (dropped by the caller
+/// after the lock is released).
+fn take_user_file(files: &mut Vec<(i32, Py<PyAny>)>, signum: i32) -> Option<Py<PyAny>> {
+    let index = files.iter().position(|(s, _)| *s == signum)?;
+    Some(files.swap_remove(index).1)
+}
+
+/// register(signum, file=sys.stderr, all_threads=True, chain=False)
+#[pyfunction]
+#[pyo3(signature = (signum, file=None, all_threads=None, chain=None))]
+fn register(
+    py: Python<'_>,
+    signum: &Bound<'_, PyAny>,
+    file: Option<&Bound<'_, PyAny>>,
+    all_threads: Option<&Bound<'_, PyAny>>,
+    chain: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let signum = int_arg(py, signum)?;
+    let all_threads = flag(py, all_threads, true)?;
+    let chain = flag(py, chain, false)?;
+    check_signum(signum)?;
+    let (fd, keep) = file_to_fd(py, file)?;
+    target(py)?;
+    // SAFETY: the GIL is held, so the interpreter is initialised.
+    #[allow(unsafe_code)]
+    let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
+    let mut files = USER_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    user_signal::register(signum, fd, all_threads, chain, interp).map_err(os_error)?;
+    let old = take_user_file(&mut files, signum);
+    if let Some(keep) = keep {
+        files.push((signum, keep));
+    }
+    drop(files);
+    drop(old);
+    Ok(())
+}
+
+/// unregister(signum, /) -> bool. Arguments are checked by hand to give the
+/// stdlib's messages (its parser takes exactly one positional int).
+#[pyfunction]
+#[pyo3(signature = (*args, **kwargs))]
+fn unregister(
+    py: Python<'_>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+) -> PyResult<bool> {
+    let has_kwargs = kwargs.is_some_and(|k| !k.is_empty());
+    if has_kwargs && minor(py) >= 13 {
+        return Err(PyTypeError::new_err(
+            "unregister() takes no keyword arguments",
+        ));
+    }
+    if has_kwargs || args.len() != 1 {
+        return Err(PyTypeError::new_err(format!(
+            "unregister() takes exactly 1 argument ({} given)",
+            args.len()
+        )));
+    }
+    let signum = int_arg(py, &args.get_item(0)?)?;
+    check_signum(signum)?;
+    let mut files = USER_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let was = user_signal::unregister(signum);
+    let old = take_user_file(&mut files, signum);
+    drop(files);
+    drop(old);
+    Ok(was)
+}
+
+/// An OSError worded as CPython words it: `[Errno N] text`.
+fn os_error(e: std::io::Error) -> PyErr {
+    let code = e.raw_os_error().unwrap_or(0);
+    // SAFETY: strerror returns a NUL-terminated static or thread-local string.
+    #[allow(unsafe_code)]
+    let text = unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) }
+        .to_string_lossy()
+        .into_owned();
+    pyo3::exceptions::PyOSError::new_err((code, text))
+}
+
 /// Where the layout came from, and whether it equals the built-in table of
 /// that version (on 3.13 it must: `_Py_DebugOffsets` and the headers agree).
 /// For tests and bug reports.
@@ -262,9 +465,17 @@ fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(disable, m)?)?;
     m.add_function(wrap_pyfunction!(is_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(dump_traceback, m)?)?;
+    m.add_function(wrap_pyfunction!(dump_traceback_later, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_dump_traceback_later, m)?)?;
+    m.add_function(wrap_pyfunction!(register, m)?)?;
+    m.add_function(wrap_pyfunction!(unregister, m)?)?;
     m.add_function(wrap_pyfunction!(_layout_info, m)?)?;
     crash::register(m)?;
     mark_as_extension_module(m);
+    // Like the stdlib at finalization: no timeout dump while the interpreter
+    // is being torn down.
+    py.import("atexit")?
+        .call_method1("register", (m.getattr("cancel_dump_traceback_later")?,))?;
     // Resolve the layout now, while the importing thread holds the GIL; a
     // failure is reported by enable()/dump_traceback(), not by import.
     let _ = target::resolve(py);

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString};
 
+use crate::cpython::headlock::HeadLock;
 use crate::cpython::layout::{self, DEBUG_OFFSETS_313_WORDS, Layout};
 use crate::cpython::memory::{LocalUnchecked, Memory};
 use crate::cpython::walk::{KnownTypes, Walker};
@@ -21,6 +22,9 @@ use crate::dump::{Format, ModuleFilter};
 /// The interpreter lastwords runs in, as the dump paths need it.
 pub struct Target {
     pub layout: Layout,
+    /// HEAD_LOCK, for the watchdog thread (None if `_PyRuntime` is not
+    /// exported).
+    pub head_lock: Option<HeadLock>,
     pub types: KnownTypes,
     pub format: Format,
     /// Where the layout came from, for `_layout_info()` and error messages.
@@ -94,13 +98,19 @@ fn build(py: Python<'_>) -> Result<Target, String> {
         13 => (read_debug_offsets_313(hexversion)?, "_Py_DebugOffsets"),
         _ => return unknown("its memory layout is not known to this version of lastwords"),
     };
+    let code_type = py
+        .eval(c"(lambda: 0).__code__", None, None)
+        .map_err(|e| e.to_string())?
+        .get_type();
     let types = KnownTypes {
         unicode: py.get_type::<PyString>().as_ptr() as usize,
         module: py.get_type::<PyModule>().as_ptr() as usize,
+        code: code_type.as_ptr() as usize,
     };
     refresh_stdlib_names(py);
     let target = Target {
         layout,
+        head_lock: HeadLock::new(&layout, runtime_address()),
         types,
         format: Format::for_minor(minor),
         layout_source,
@@ -162,11 +172,16 @@ pub fn refresh_stdlib_names(py: Python<'_>) {
     STDLIB_NAMES.store(Box::leak(Box::new(slice)), Ordering::Release);
 }
 
-/// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13).
-fn read_debug_offsets_313(hexversion: u64) -> Result<Layout, String> {
+/// The address of `_PyRuntime` (0 if the interpreter does not export it).
+fn runtime_address() -> usize {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no
     // preconditions; it returns NULL when the symbol is absent.
-    let runtime = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr()) } as usize;
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr()) as usize }
+}
+
+/// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13).
+fn read_debug_offsets_313(hexversion: u64) -> Result<Layout, String> {
+    let runtime = runtime_address();
     if runtime == 0 {
         return Err("the interpreter does not export _PyRuntime".into());
     }

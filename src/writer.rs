@@ -60,6 +60,29 @@ impl Sink for FdSink {
     }
 }
 
+/// A caller-provided memory buffer: a dump rendered while a lock is held and
+/// written out after it is released. Bytes beyond the end are dropped and
+/// counted in `overflowed`.
+pub struct SliceSink<'a> {
+    pub buf: &'a mut [u8],
+    pub len: usize,
+    pub overflowed: bool,
+}
+
+impl Sink for SliceSink<'_> {
+    /// Async-signal-safe.
+    fn write_all(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len = end;
+            }
+            None => self.overflowed = true,
+        }
+    }
+}
+
 /// Read errno. Async-signal-safe.
 pub fn errno_get() -> i32 {
     // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
@@ -170,6 +193,21 @@ impl<S: Sink> Writer<S> {
         self.bytes(used);
     }
 
+    /// Decimal, zero-padded to at least `width` digits (the `%02lu` and
+    /// `%06u` of the watchdog's header). Async-signal-safe.
+    pub fn decimal_padded(&mut self, value: u64, width: usize) {
+        let mut digits = 1;
+        let mut rest = value / 10;
+        while rest > 0 {
+            digits += 1;
+            rest /= 10;
+        }
+        for _ in digits..width {
+            self.byte(b'0');
+        }
+        self.decimal(value);
+    }
+
     /// Lowercase hexadecimal, zero-padded to at least `width` digits, like
     /// `_Py_DumpHexadecimal`. Async-signal-safe.
     pub fn hex(&mut self, mut value: u64, width: usize) {
@@ -255,8 +293,17 @@ mod tests {
             w.hex(0xe9, 2);
             w.byte(b' ');
             w.hex(u64::MAX, 4);
+            w.byte(b' ');
+            w.decimal_padded(7, 2);
+            w.byte(b' ');
+            w.decimal_padded(123, 2);
+            w.byte(b' ');
+            w.decimal_padded(500, 6);
         });
-        assert_eq!(s, "0 1234567890123 00000000007f12ab e9 ffffffffffffffff");
+        assert_eq!(
+            s,
+            "0 1234567890123 00000000007f12ab e9 ffffffffffffffff 07 123 000500"
+        );
     }
 
     #[test]

@@ -6,20 +6,28 @@ errors and output bytes as the stdlib module of the running interpreter.
 
 from lastwords._lastwords import (
     __version__,
+    cancel_dump_traceback_later,
     disable,
     dump_traceback,
+    dump_traceback_later,
     enable,
     is_enabled,
+    register,
+    unregister,
     version,
 )
 from lastwords import _lastwords
 
 __all__ = [
     "__version__",
+    "cancel_dump_traceback_later",
     "disable",
     "dump_traceback",
+    "dump_traceback_later",
     "enable",
     "is_enabled",
+    "register",
+    "unregister",
     "version",
 ]
 

@@ -58,9 +58,22 @@ pub enum DictKeys {
     },
 }
 
+/// What kind of lock `_PyRuntime.interpreters.mutex` (HEAD_LOCK) is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadLockKind {
+    /// A `PyThread_type_lock` pointer (3.9–3.12).
+    ThreadLock,
+    /// A one-byte `PyMutex` (3.13+).
+    PyMutex,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub minor: u8,
+    /// Offset of HEAD_LOCK, the lock that guards the thread-state lists, in
+    /// `_PyRuntime`.
+    pub runtime_head_lock: usize,
+    pub head_lock_kind: HeadLockKind,
     // PyThreadState
     pub tstate_next: usize,
     pub tstate_interp: usize,
@@ -131,6 +144,8 @@ const COMPACT_KEYS: DictKeys = DictKeys::Compact {
 /// CPython 3.9 (values from scripts/layout-probe on 3.9.18).
 pub const PY39: Layout = Layout {
     minor: 9,
+    runtime_head_lock: 24,
+    head_lock_kind: HeadLockKind::ThreadLock,
     tstate_next: 8,
     tstate_interp: 16,
     tstate_thread_id: 176,
@@ -183,6 +198,7 @@ pub const PY310: Layout = Layout {
 /// CPython 3.11 (scripts/layout-probe on 3.11.7).
 pub const PY311: Layout = Layout {
     minor: 11,
+    runtime_head_lock: 32,
     tstate_thread_id: 152,
     tstate_frame: FramePath::ViaCFrame {
         cframe: 56,
@@ -237,6 +253,8 @@ pub const PY312: Layout = Layout {
 /// cover; the rest (str bit positions, dict keys, module def) come from here.
 pub const PY313: Layout = Layout {
     minor: 13,
+    runtime_head_lock: 624,
+    head_lock_kind: HeadLockKind::PyMutex,
     tstate_thread_id: 152,
     tstate_frame: FramePath::Direct(72),
     interp_threads_head: 7344,

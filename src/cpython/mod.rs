@@ -2,6 +2,8 @@
 //! ([`memory`]), and how to follow them ([`walk`], [`lines`]). Nothing here
 //! knows about signals or output formats.
 
+pub mod debug_offsets;
+pub mod headlock;
 pub mod layout;
 pub mod lines;
 pub mod memory;

@@ -22,6 +22,9 @@ const POINTER_ALIGN: usize = 8;
 pub struct KnownTypes {
     pub unicode: usize,
     pub module: usize,
+    /// `PyCode_Type`: a frame whose code pointer does not lead to a code
+    /// object is reported as invalid instead of printing garbage.
+    pub code: usize,
 }
 
 /// What went wrong while walking.
@@ -184,6 +187,7 @@ impl<'a, M: Memory> Walker<'a, M> {
         // first 256 bytes on every version. Read no further than the last of
         // them, so that the read stays inside the object.
         let need = (l.code_filename + 8)
+            .max(l.ob_type + 8)
             .max(l.code_name + 8)
             .max(l.code_linetable + 8)
             .max(l.code_firstlineno + 4);
@@ -198,6 +202,9 @@ impl<'a, M: Memory> Walker<'a, M> {
                 .map(usize::from_ne_bytes)
                 .unwrap_or(0)
         };
+        if self.types.code != 0 && field_usize(l.ob_type) != self.types.code {
+            return Err(WalkError::Malformed(code));
+        }
         let filename = field_usize(l.code_filename);
         let name = field_usize(l.code_name);
         let linetable = field_usize(l.code_linetable);

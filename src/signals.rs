@@ -1,0 +1,124 @@
+//! What the fatal and user-signal handlers share: saved `sigaction`s, the
+//! alternate signal stack, and the guard that keeps two dumps from running
+//! at once in one process.
+
+#![allow(unsafe_code)]
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Set while a dump runs, whichever path started it: a fault or a signal
+/// inside a dump does not start a second one (the stdlib's `reentrant` flag).
+pub static DUMPING: AtomicBool = AtomicBool::new(false);
+
+/// The signature of an `SA_SIGINFO` handler.
+pub type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+
+/// A `sigaction` saved by `install` and put back by `restore`.
+pub struct SavedAction(UnsafeCell<MaybeUninit<libc::sigaction>>);
+
+// SAFETY: a slot is written only by `install`, from code serialised by the
+// binding layer's lock, before the handler that reads it is published (an
+// atomic flag with Release/Acquire ordering in the caller).
+unsafe impl Sync for SavedAction {}
+
+impl SavedAction {
+    pub const fn new() -> Self {
+        SavedAction(UnsafeCell::new(MaybeUninit::zeroed()))
+    }
+}
+
+impl Default for SavedAction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A handler action with the given flags (`SA_SIGINFO` added) and an empty mask.
+pub fn action(handler: Handler, flags: libc::c_int) -> libc::sigaction {
+    // SAFETY: a zeroed sigaction is a valid "default action, empty mask" value.
+    let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    action.sa_sigaction = handler as usize;
+    action.sa_flags = flags | libc::SA_SIGINFO;
+    // SAFETY: sa_mask is a valid sigset_t inside `action`.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    action
+}
+
+/// Install `action` for `signum`, saving the previous action into `saved`
+/// (when given). Async-signal-safe.
+pub fn install(
+    signum: libc::c_int,
+    action: &libc::sigaction,
+    saved: Option<&SavedAction>,
+) -> std::io::Result<()> {
+    let old = saved.map_or(core::ptr::null_mut(), |s| {
+        s.0.get().cast::<libc::sigaction>()
+    });
+    // SAFETY: `action` is a valid sigaction; `old` is null or a slot that only
+    // this (serialised) caller writes.
+    if unsafe { libc::sigaction(signum, action, old) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Put back the action saved for `signum`. Async-signal-safe.
+pub fn restore(signum: libc::c_int, saved: &SavedAction) {
+    // SAFETY: the slot was filled by `install` before any handler that calls
+    // this could run.
+    unsafe {
+        libc::sigaction(
+            signum,
+            saved.0.get().cast::<libc::sigaction>(),
+            core::ptr::null_mut(),
+        )
+    };
+}
+
+/// Bytes of alternate signal stack: the stdlib's `SIGSTKSZ * 2` is too tight
+/// for a walker with its write buffer, so give it room.
+const ALT_STACK_SIZE: usize = 256 * 1024;
+static ALT_STACK: AtomicUsize = AtomicUsize::new(0);
+
+/// Give the calling thread an alternate signal stack, so that a stack
+/// overflow can still be reported. The memory is allocated once per process.
+pub fn install_alt_stack() -> std::io::Result<()> {
+    let mut base = ALT_STACK.load(Ordering::Acquire);
+    if base == 0 {
+        // SAFETY: an anonymous private mapping; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                ALT_STACK_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        base = p as usize;
+        ALT_STACK.store(base, Ordering::Release);
+    }
+    // SAFETY: zeroed stack_t is valid; sigaltstack only reads/writes these.
+    let mut current: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: querying the current alternate stack into a valid struct.
+    unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
+    let usable = current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE;
+    if !usable {
+        let stack = libc::stack_t {
+            ss_sp: base as *mut libc::c_void,
+            ss_flags: 0,
+            ss_size: ALT_STACK_SIZE,
+        };
+        // SAFETY: the mapping is ALT_STACK_SIZE bytes and is never unmapped.
+        if unsafe { libc::sigaltstack(&stack, core::ptr::null_mut()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+"""dump_traceback_later / cancel_dump_traceback_later: the watchdog."""
+
+import re
+import signal
+
+import pytest
+
+from helpers import assert_same, run, run_both
+
+
+@pytest.mark.parametrize("timeout,header", [(0.5, "Timeout (0:00:00.500000)!"), (1, "Timeout (0:00:01)!")])
+def test_timeout_dump_matches_stdlib(timeout, header, tmp_path):
+    code = f"""
+        import threading, time
+        stop = threading.Event()
+        def waiter():
+            stop.wait()
+        t = threading.Thread(target=waiter, daemon=True)
+        t.start()
+        def hang():
+            faulthandler.dump_traceback_later({timeout}, exit=True)
+            time.sleep(30)
+        hang()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    assert lastwords.returncode == 1
+    lines = lastwords.masked.splitlines()
+    assert lines[0] == header
+    # The watchdog has no thread state: no thread is "Current".
+    assert lines[1] == "Thread 0xTHREAD (most recent call first):"
+    assert "Current thread" not in lastwords.output
+
+
+def test_repeat_and_cancel(tmp_path):
+    result = run(
+        """
+        import time
+        def work():
+            faulthandler.dump_traceback_later(0.05, repeat=True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+                if stderr_dumps() >= 3:
+                    break
+            faulthandler.cancel_dump_traceback_later()
+            faulthandler.cancel_dump_traceback_later()  # idempotent
+        def stderr_dumps():
+            import os
+            return open(os.environ["REPORT"]).read().count("Timeout (")
+        import os, sys
+        f = open(os.environ["REPORT"], "w")
+        faulthandler.dump_traceback_later(0.05, repeat=True, file=f)
+        work_file = f
+        def work2():
+            deadline = time.monotonic() + 30
+            while stderr_dumps() < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            faulthandler.cancel_dump_traceback_later()
+            faulthandler.cancel_dump_traceback_later()
+        work2()
+        n = stderr_dumps()
+        time.sleep(0.3)
+        print(n, stderr_dumps() - n)
+        """,
+        cwd=str(tmp_path),
+        env={"REPORT": str(tmp_path / "report.txt")},
+    )
+    assert result.returncode == 0, result.output
+    dumps, after_cancel = map(int, result.stdout.split())
+    assert dumps >= 3
+    # At most a dump that was already being written when cancel was called.
+    assert after_cancel <= 1
+    report = (tmp_path / "report.txt").read_text()
+    blocks = report.split("Timeout (0:00:00.050000)!\n")[1:]
+    assert len(blocks) >= 3
+    for block in blocks[:-1]:
+        assert block.startswith("Thread 0x")
+        assert "in work2\n" in block
+
+
+def test_second_call_replaces_the_first(tmp_path):
+    result = run(
+        """
+        import time
+        faulthandler.dump_traceback_later(0.1, exit=True)
+        faulthandler.dump_traceback_later(30, exit=True)
+        time.sleep(1)
+        print("survived")
+        faulthandler.cancel_dump_traceback_later()
+        """,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0
+    assert result.stdout == "survived\n"
+    assert result.output == ""
+
+
+def test_fires_while_another_thread_holds_the_gil(tmp_path):
+    """The main thread sleeps in C without releasing the GIL; the watchdog
+    needs no GIL."""
+    code = """
+        import ctypes
+        libc = ctypes.PyDLL(None)  # PyDLL: the GIL stays held during the call
+        def stuck():
+            faulthandler.dump_traceback_later(0.2, exit=True)
+            libc.sleep(20)
+        stuck()
+    """
+    stdlib, lastwords = run_both(code, tmp_path, timeout=30)
+    assert_same(stdlib, lastwords)
+    assert lastwords.returncode == 1
+    assert lastwords.output.startswith("Timeout (0:00:00.200000)!\nThread 0x")
+
+
+def test_no_call_waits_for_a_stuck_dump(tmp_path):
+    """A timeout dump blocked on a full pipe must not block cancel, re-arm,
+    disable or exit. The stuck dump stays blocked on its own duplicate of the
+    fd; a re-armed timeout is served by a fresh watchdog thread."""
+    result = run(
+        """
+        import fcntl, os, time
+        r, w = os.pipe()
+        fcntl.fcntl(w, fcntl.F_SETFL, os.O_NONBLOCK)
+        try:
+            while True:
+                os.write(w, b"x" * 65536)
+        except BlockingIOError:
+            pass
+        fcntl.fcntl(w, fcntl.F_SETFL, 0)  # blocking again: the dump will hang
+        faulthandler.dump_traceback_later(0.05, file=w)
+        time.sleep(0.5)  # the watchdog is now blocked in write()
+        t0 = time.monotonic()
+        faulthandler.cancel_dump_traceback_later()
+        report = open("second.txt", "w")
+        faulthandler.dump_traceback_later(0.05, file=report)
+        faulthandler.enable()
+        faulthandler.disable()
+        elapsed = time.monotonic() - t0
+        time.sleep(0.5)
+        faulthandler.cancel_dump_traceback_later()
+        report.close()
+        print(f"{elapsed:.3f}", open("second.txt").read().count("Timeout (0:00:00.050000)!"))
+        """,
+        cwd=str(tmp_path),
+        timeout=20,
+    )
+    assert result.returncode == 0, result.output
+    elapsed, second = result.stdout.split()
+    assert float(elapsed) < 0.5
+    assert second == "1"
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    ["0", "-1", "0.0", "float('nan')", "1e10", "2**63", "'x'", "None"],
+)
+def test_bad_timeouts(timeout, tmp_path):
+    code = f"""
+        try:
+            faulthandler.dump_traceback_later({timeout})
+        except Exception as e:
+            print(type(e).__name__, e)
+        else:
+            print("ok")
+            faulthandler.cancel_dump_traceback_later()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert lastwords.stdout == stdlib.stdout
+    assert lastwords.stdout != "ok\n"
+
+
+def test_fork_child_starts_disarmed(tmp_path):
+    result = run(
+        """
+        import os, sys, time, warnings
+        # 3.12+ warns that fork() in a process with threads (the watchdog) may
+        # deadlock; lastwords' fork handlers are what prevents that.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        faulthandler.dump_traceback_later(0.3, exit=True)
+        pid = os.fork()
+        if pid == 0:
+            # The parent's watchdog thread did not survive the fork.
+            time.sleep(1.0)
+            faulthandler.cancel_dump_traceback_later()  # a no-op, never a hang
+            faulthandler.dump_traceback_later(0.1, exit=True)  # the child's own
+            time.sleep(10)
+            os._exit(0)
+        faulthandler.cancel_dump_traceback_later()
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
+        """,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "child exit 1\n"
+    # One dump only: the child's own, after 0.1 s, never the parent's plan.
+    assert result.output.count("Timeout (") == 1
+    assert result.output.startswith("Timeout (0:00:00.100000)!\n")
+
+
+def test_dumps_survive_thread_churn(tmp_path):
+    """The stdlib's watchdog segfaults within seconds here; lastwords' reads
+    are checked and its output stays whole."""
+    result = run(
+        """
+        import threading, time
+        def short():
+            sum(range(100))
+        faulthandler.dump_traceback_later(0.001, repeat=True, file=open("dumps.txt", "w"))
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            threads = [threading.Thread(target=short) for _ in range(20)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        faulthandler.cancel_dump_traceback_later()
+        print("alive")
+        """,
+        cwd=str(tmp_path),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "alive\n"
+    text = (tmp_path / "dumps.txt").read_text()
+    blocks = text.split("Timeout (0:00:00.001000)!\n")[1:]
+    assert len(blocks) > 50
+    frame_line = re.compile(r'  File ".*", line (\d+|\?\?\?) in .*|  <invalid frame>|( {2})?<no Python frame>|  \.\.\.')
+    header = re.compile(r"Thread 0x([0-9a-f]{16}) \(most recent call first\):")
+    complete = 0
+    for block in blocks[:-1]:  # the last one may have been cut by cancel
+        lines = block.rstrip("\n").split("\n")
+        for line in lines:
+            m = header.fullmatch(line)
+            if m:
+                # A pthread_t is a user-space address: a freed thread state
+                # read as garbage would show up here.
+                assert int(m.group(1), 16) < 2**47, line
+            else:
+                assert line == "" or frame_line.fullmatch(line), line
+        complete += any("in <module>" in line for line in lines)
+    # The main thread runs Python code while it is read, so its frames can
+    # change under the walk and end early with <invalid frame>; most dumps
+    # still reach its <module> frame.
+    assert complete >= 0.8 * (len(blocks) - 1)
