@@ -20,6 +20,7 @@ from lastwords import _lastwords
 
 __all__ = [
     "__version__",
+    "install",
     "cancel_dump_traceback_later",
     "disable",
     "dump_traceback",
@@ -37,3 +38,36 @@ for _name in dir(_lastwords):
     if _name.startswith("_") and not _name.startswith("__") and _name != "_layout_info":
         globals()[_name] = getattr(_lastwords, _name)
 del _name
+
+
+def install():
+    """Make lastwords the ``faulthandler`` module of this process.
+
+    Every later ``import faulthandler`` (pytest's plugin included) gets
+    lastwords. If the stdlib's handler is already enabled (by ``-X
+    faulthandler``, ``PYTHONFAULTHANDLER`` or a call to ``enable()``), it is
+    disabled and lastwords is enabled in its place, writing to ``sys.stderr``
+    with all_threads=True, so that a crash is reported once.
+
+    Where lastwords cannot dump (an interpreter whose layout it does not know),
+    nothing changes and a RuntimeWarning says why: the stdlib stays in charge.
+
+    Setting ``LASTWORDS=1`` in the environment does this at start-up in every
+    Python process, children included (through ``lastwords.pth``).
+    """
+    import sys
+    import warnings
+
+    previous = sys.modules.get("faulthandler")
+    if previous is _lastwords:
+        return
+    try:
+        _lastwords._layout_info()
+    except RuntimeError as e:
+        warnings.warn(f"lastwords cannot stand in for faulthandler: {e}", RuntimeWarning, stacklevel=2)
+        return
+    sys.modules["faulthandler"] = _lastwords
+    if previous is not None and previous.is_enabled():
+        previous.disable()
+        _lastwords.enable()
+

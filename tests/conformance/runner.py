@@ -4,11 +4,10 @@
     python tests/conformance/runner.py
 
 `faulthandler` names lastwords in this process and in every child process the
-test file starts. Those children run with -E, so PYTHONPATH and
-sitecustomize cannot do it, but site still runs the .pth files of
-site-packages: for the duration of the run the runner writes one there that
-swaps lastwords in only when LASTWORDS_CONFORMANCE=1 is in the environment
-(set here, inherited by the children).
+test file starts, the way users get it: LASTWORDS=1 in the environment, which
+the lastwords.pth file installed with the package turns into
+lastwords.install() at start-up. The children run with -E, which ignores
+PYTHON* variables but not .pth files nor LASTWORDS.
 
 Prints one row per test, the tracebacks of the unexpected failures and a
 summary line; exits 0 iff no test failed unexpectedly and no test listed in
@@ -29,19 +28,7 @@ if __package__:
 else:  # run as a script: this directory is sys.path[0]
     from expected import EXPECTED_FAILURES
 
-ENV_VAR = "LASTWORDS_CONFORMANCE"
-PTH_NAME = "lastwords_conformance.pth"
-# site executes a .pth line that starts with "import"; it must be one line,
-# hence the exec() of a string.
-# The stand-in is lastwords' native module, which carries every function the
-# stdlib module has: like the stdlib's C module, it is an extension module,
-# and fatal reports list it as "faulthandler" when the test asks for that.
-STAND_IN = (
-    f"if os.environ.get({ENV_VAR!r}) == '1':\n"
-    "    import lastwords._lastwords\n"
-    "    sys.modules['faulthandler'] = lastwords._lastwords\n"
-)
-PTH_LINE = f"import os, sys; exec({STAND_IN!r})\n"
+ENV_VAR = "LASTWORDS"
 VERSION = "%d.%d" % sys.version_info[:2]
 ERROR_WIDTH = 100  # of an error in the table; the full text follows the table
 
@@ -54,6 +41,8 @@ def test_file_path():
 def check_children():
     """Exit unless a child started the way the test file starts its children
     (script_helper.spawn_python passes -E) gets lastwords as faulthandler."""
+    # The stand-in is lastwords' native module: like the stdlib's C module it
+    # is an extension module, and fatal reports list it as "faulthandler".
     code = "import faulthandler, lastwords._lastwords as native; print(faulthandler is native)"
     proc = subprocess.run(
         [sys.executable, "-E", "-c", code], capture_output=True, text=True
@@ -68,7 +57,7 @@ def check_children():
 
 def load_test_module():
     """test.test_faulthandler, imported with lastwords standing in here too."""
-    sys.modules["faulthandler"] = native
+    lastwords.install()
     from test import test_faulthandler
 
     if (
@@ -189,25 +178,19 @@ def main():
     if not os.path.exists(path):
         print(f"conformance {VERSION}: {path} not found", file=sys.stderr)
         return 2
-    pth = os.path.join(sysconfig.get_path("purelib"), PTH_NAME)
     os.environ[ENV_VAR] = "1"
-    with open(pth, "w", encoding="ascii") as f:
-        f.write(PTH_LINE)
-    try:
-        check_children()
-        module = load_test_module()
-        suite = unittest.defaultTestLoader.loadTestsFromModule(module)
-        names = list(test_names(suite))
-        print(
-            f"lastwords {lastwords.__version__} ({os.path.dirname(lastwords.__file__)})\n"
-            f"as faulthandler in {module.__file__}\n"
-            f"on CPython {sys.version.split()[0]} ({sys.executable})\n",
-            flush=True,
-        )
-        result = Outcomes(EXPECTED_FAILURES, max(map(len, names)))
-        suite.run(result)
-    finally:
-        os.remove(pth)
+    check_children()
+    module = load_test_module()
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    names = list(test_names(suite))
+    print(
+        f"lastwords {lastwords.__version__} ({os.path.dirname(lastwords.__file__)})\n"
+        f"as faulthandler in {module.__file__}\n"
+        f"on CPython {sys.version.split()[0]} ({sys.executable})\n",
+        flush=True,
+    )
+    result = Outcomes(EXPECTED_FAILURES, max(map(len, names)))
+    suite.run(result)
 
     for name, text in result.tracebacks:
         print(f"\n{'=' * 70}\nFAILED: {name}\n{'-' * 70}\n{text.rstrip()}")

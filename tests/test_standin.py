@@ -1,0 +1,145 @@
+"""Standing in for faulthandler in a whole process: install(), LASTWORDS=1,
+-X faulthandler / PYTHONFAULTHANDLER, and pytest's own faulthandler plugin."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from helpers import run
+
+
+def python(*args, env=None, cwd=None, timeout=60):
+    child_env = dict(os.environ)
+    for name in ("LASTWORDS", "PYTHONFAULTHANDLER"):
+        child_env.pop(name, None)
+    child_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=child_env, cwd=cwd, timeout=timeout
+    )
+
+
+REPORT = "import faulthandler, lastwords._lastwords as n; print(faulthandler is n, faulthandler.is_enabled())"
+
+
+@pytest.mark.parametrize(
+    "args,env,expected",
+    [
+        ((), {}, "False False"),
+        ((), {"LASTWORDS": "1"}, "True False"),
+        ((), {"LASTWORDS": "0"}, "False False"),
+        (("-X", "faulthandler"), {"LASTWORDS": "1"}, "True True"),
+        ((), {"LASTWORDS": "1", "PYTHONFAULTHANDLER": "1"}, "True True"),
+        (("-E",), {"LASTWORDS": "1", "PYTHONFAULTHANDLER": "1"}, "True False"),
+        (("-I",), {"LASTWORDS": "1"}, "True False"),
+    ],
+)
+def test_environment_switch(args, env, expected):
+    proc = python(*args, "-c", REPORT, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
+def test_carried_over_handler_reports_once(tmp_path):
+    """-X faulthandler enabled the stdlib before lastwords took over: one
+    report, from lastwords, and the process still dies of SIGSEGV."""
+    proc = python(
+        "-X", "faulthandler", "-c", "import faulthandler; faulthandler._sigsegv()",
+        env={"LASTWORDS": "1"},
+    )
+    assert proc.returncode == -signal.SIGSEGV
+    assert proc.stderr.count("Fatal Python error: Segmentation fault") == 1
+    assert '  File "<string>", line 1 in <module>\n' in proc.stderr
+
+
+def test_install_in_process(tmp_path):
+    result = run(
+        """
+        import sys, faulthandler as stdlib
+        stdlib.enable()
+        import lastwords
+        lastwords.install()
+        import faulthandler
+        print(faulthandler is lastwords._lastwords, faulthandler.is_enabled(), stdlib.is_enabled())
+        lastwords.install()  # twice: nothing changes
+        print(sys.modules["faulthandler"] is lastwords._lastwords)
+        """,
+        module="lastwords",
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "True True False\nTrue\n"
+
+
+def test_install_refuses_where_lastwords_cannot_dump(tmp_path):
+    result = run(
+        """
+        import sys, warnings, faulthandler as stdlib
+        stdlib.enable()
+        import lastwords
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            lastwords.install()
+        print(sys.modules["faulthandler"] is stdlib, stdlib.is_enabled(), w[0].category.__name__)
+        """,
+        module="lastwords",
+        cwd=str(tmp_path),
+        env={"_LASTWORDS_TEST_UNKNOWN_LAYOUT": "1"},
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "True True RuntimeWarning\n"
+
+
+PYTEST_SUITE = '''
+import sys, time
+import lastwords
+
+def test_uses_lastwords():
+    # The module pytest's faulthandler plugin imported and enabled.
+    import faulthandler
+    assert faulthandler is lastwords._lastwords
+    assert faulthandler.is_enabled()
+    print("MARKER lastwords enabled by pytest")
+
+def test_hangs():
+    time.sleep(2.5)
+
+def test_crashes():
+    lastwords._sigsegv()
+'''
+
+
+def run_pytest(tmp_path, *args):
+    (tmp_path / "test_target.py").write_text(PYTEST_SUITE)
+    return python(
+        "-m", "pytest", "-p", "no:cacheprovider", "-s", "-o", "faulthandler_timeout=1", *args, "test_target.py",
+        env={"LASTWORDS": "1"},
+        cwd=str(tmp_path),
+    )
+
+
+def test_pytest_plugin_enables_lastwords(tmp_path):
+    proc = run_pytest(tmp_path, "-k", "uses_lastwords")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "MARKER lastwords enabled by pytest" in proc.stdout
+
+
+def test_pytest_timeout_dump_comes_from_lastwords(tmp_path):
+    proc = run_pytest(tmp_path, "-k", "hangs")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stderr
+    assert "Timeout (0:00:01)!\n" in out
+    assert 'test_target.py", line 13 in test_hangs\n' in out
+    # The watchdog has no thread state, so the main thread is not "Current".
+    assert "Current thread" not in out
+
+
+def test_pytest_crash_report_comes_from_lastwords(tmp_path):
+    proc = run_pytest(tmp_path, "-k", "crashes")
+    assert proc.returncode == -signal.SIGSEGV
+    out = proc.stderr
+    assert out.count("Fatal Python error: Segmentation fault\n\n") == 1
+    assert 'test_target.py", line 16 in test_crashes\n' in out
