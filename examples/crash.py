@@ -4,9 +4,8 @@ segfaults three calls deep. Run it under lastwords:
     python -m lastwords run examples/crash.py
 """
 
+import ctypes
 import threading
-
-import lastwords
 
 
 def wait_for_work(ready, stop):
@@ -20,11 +19,11 @@ def parse(record):
 
 def checksum(record):
     # Stand-in for a bug in a C extension: a real segmentation fault.
-    lastwords._read_null()
+    ctypes.string_at(0)
 
 
 ready, stop = threading.Event(), threading.Event()
-worker = threading.Thread(target=wait_for_work, args=(ready, stop), name="worker")
+worker = threading.Thread(target=wait_for_work, args=(ready, stop), name="worker", daemon=True)
 worker.start()
 ready.wait()
 parse(b"record")

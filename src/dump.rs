@@ -6,14 +6,15 @@
 //! async-signal-safe: no allocation, no locks, no panics, bounded loops.
 
 use crate::cpython::memory::Memory;
-use crate::cpython::walk::{WalkResult, Walker};
+use crate::cpython::walk::{Str, WalkResult, Walker};
+use crate::procfs;
 use crate::writer::{Sink, Writer};
 
 /// Strings are cut after this many code points, then `...` (`MAX_STRING_LENGTH`).
 pub const MAX_STRING_LENGTH: usize = 500;
 /// Frames printed per thread (`MAX_FRAME_DEPTH`).
 pub const MAX_FRAME_DEPTH: usize = 100;
-/// Threads printed per dump (`MAX_NTHREADS`).
+/// Threads printed per dump (`MAX_NTHREADS`; 3.15's `max_threads` default).
 pub const MAX_THREADS: usize = 100;
 
 /// Marker printed instead of a frame that cannot be read. The stdlib would
@@ -36,6 +37,13 @@ pub struct Format {
     /// The SIGFPE name: "Floating point exception", from 3.13
     /// "Floating-point exception".
     pub fpe_name: &'static str,
+    /// ` [name]` after the thread id (3.14+).
+    pub thread_names: bool,
+    /// Skipped shim frames count toward the frame limit (3.14+).
+    pub shims_count: bool,
+    /// A submodule is left out of the extension list when its top-level
+    /// package is a stdlib name (`math.integer`, 3.15+).
+    pub stdlib_by_package: bool,
 }
 
 impl Format {
@@ -51,6 +59,9 @@ impl Format {
             } else {
                 "Floating point exception"
             },
+            thread_names: minor >= 14,
+            shims_count: minor >= 14,
+            stdlib_by_package: minor >= 15,
         }
     }
 }
@@ -63,12 +74,18 @@ pub struct ModuleFilter {
 }
 
 impl ModuleFilter {
-    /// Async-signal-safe.
-    fn excludes(&self, name: &[u8]) -> bool {
+    /// Whether the module named `name` is left out; with `by_package`, a
+    /// stdlib name matches the top-level package (3.15+). Async-signal-safe.
+    fn excludes(&self, name: &[u8], by_package: bool) -> bool {
+        let stdlib_key = if by_package {
+            name.split(|&b| b == b'.').next().unwrap_or(name)
+        } else {
+            name
+        };
         name == self.own_module.as_bytes()
             || self
                 .sorted_stdlib_names
-                .binary_search_by(|probe| probe.as_bytes().cmp(name))
+                .binary_search_by(|probe| probe.as_bytes().cmp(stdlib_key))
                 .is_ok()
     }
 }
@@ -84,26 +101,58 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
     /// A `str` object as `_Py_DumpASCII` writes it; returns false (and writes
     /// nothing) if the object is not a readable `str`. Async-signal-safe.
     pub fn ascii(&mut self, obj: usize) -> bool {
-        let s = match self.walker.str(obj) {
-            Ok(Some(s)) => s,
-            _ => return false,
-        };
-        for ch in self.walker.chars(s).take(MAX_STRING_LENGTH) {
-            self.out.escaped_char(ch);
+        match self.walker.str(obj) {
+            Ok(Some(s)) => {
+                self.write_str(s);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The first 500 code points of a string, escaped, then `...` if it was
+    /// longer. One-byte strings (the usual file and function names) are read
+    /// in one piece and their printable runs copied whole. Async-signal-safe.
+    fn write_str(&mut self, s: Str) {
+        let shown = s.length.min(MAX_STRING_LENGTH);
+        let mut latin1 = [0u8; MAX_STRING_LENGTH];
+        let fast = s.kind == 1
+            && latin1
+                .get_mut(..shown)
+                .is_some_and(|dst| self.walker.mem.read_bytes(s.data, dst).is_ok());
+        if fast {
+            let mut rest = latin1.get(..shown).unwrap_or(&[]);
+            while !rest.is_empty() {
+                let run = rest
+                    .iter()
+                    .take_while(|b| (0x20..=0x7e).contains(*b))
+                    .count();
+                let (printable, tail) = rest.split_at(run);
+                self.out.bytes(printable);
+                if let Some((&b, tail)) = tail.split_first() {
+                    self.out.escaped_char(u32::from(b));
+                    rest = tail;
+                } else {
+                    rest = tail;
+                }
+            }
+        } else {
+            for ch in self.walker.chars(s).take(MAX_STRING_LENGTH) {
+                self.out.escaped_char(ch);
+            }
         }
         if s.length > MAX_STRING_LENGTH {
             self.out.str("...");
         }
-        true
     }
 
     /// `  File "name", line N in func`. Async-signal-safe.
     fn frame(&mut self, frame: usize) -> WalkResult<()> {
         let f = self.walker.frame(frame)?;
         self.out.str("  File ");
-        if self.walker.str(f.filename).ok().flatten().is_some() {
+        if let Ok(Some(filename)) = self.walker.str(f.filename) {
             self.out.byte(b'"');
-            self.ascii(f.filename);
+            self.write_str(filename);
             self.out.byte(b'"');
         } else {
             self.out.str("???");
@@ -129,7 +178,7 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
             self.out.str("Stack (most recent call first):");
             self.out.end_line();
         }
-        let mut frame = match self.walker.current_frame(tstate) {
+        let frame = match self.walker.current_frame(tstate) {
             Ok(f) => f,
             Err(_) => {
                 self.out.str(INVALID_FRAME);
@@ -145,57 +194,89 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
             self.out.end_line();
             return;
         }
+        if self.frames(frame).is_err() {
+            self.out.str(INVALID_FRAME);
+            self.out.end_line();
+        }
+    }
+
+    /// The frames from `frame` outwards, with the stdlib's frame limit and
+    /// its treatment of shim frames: skipped without counting (3.12, 3.13), or
+    /// counted toward the limit (3.14+). Async-signal-safe.
+    fn frames(&mut self, mut frame: usize) -> WalkResult<()> {
+        // One iteration per frame printed (or, 3.14+, per shim counted).
         for depth in 0..=MAX_FRAME_DEPTH {
+            if !self.format.shims_count {
+                // At most one shim sits between two frames; the bound keeps a
+                // corrupt chain of shims from looping.
+                for _ in 0..4 {
+                    if frame == 0 || !self.walker.is_shim(frame)? {
+                        break;
+                    }
+                    frame = self.walker.previous_frame(frame)?;
+                }
+            }
+            if frame == 0 {
+                return Ok(());
+            }
             if depth == MAX_FRAME_DEPTH {
                 if self.format.frame_limit_marker {
                     self.out.str("  ...");
                     self.out.end_line();
                 }
-                break;
+                return Ok(());
             }
-            let next = self
-                .frame(frame)
-                .and_then(|()| self.walker.previous_frame(frame));
-            match next {
-                Ok(0) => break,
-                Ok(prev) => frame = prev,
-                Err(_) => {
-                    self.out.str(INVALID_FRAME);
-                    self.out.end_line();
-                    break;
-                }
+            if !self.walker.is_shim(frame)? {
+                self.frame(frame)?;
             }
+            frame = self.walker.previous_frame(frame)?;
         }
+        Ok(())
     }
 
-    /// `Current thread 0x... (most recent call first):` or `Thread 0x...`.
-    /// Async-signal-safe.
-    fn thread_header(&mut self, thread_id: u64, is_current: bool) {
+    /// `Current thread 0x... (most recent call first):` or `Thread 0x...`,
+    /// with ` [name]` from 3.14 on. Async-signal-safe.
+    fn thread_header(&mut self, tstate: usize, thread_id: u64, is_current: bool) {
         self.out.str(if is_current {
             "Current thread 0x"
         } else {
             "Thread 0x"
         });
         self.out.hex(thread_id, 16);
+        if self.format.thread_names {
+            let mut name = [0u8; 100];
+            let tid = self.walker.native_thread_id(tstate).ok().flatten();
+            if let Some(name) = tid.and_then(|tid| procfs::thread_name(tid, &mut name)) {
+                self.out.str(" [");
+                self.out.bytes(name);
+                self.out.byte(b']');
+            }
+        }
         self.out.str(" (most recent call first):");
         self.out.end_line();
     }
 
     /// Every thread of an interpreter, newest first, like
     /// `_Py_DumpTracebackThreads`. `current` is the thread state of the
-    /// calling thread (0 if it has none). Returns the stdlib's error text
-    /// when there is nothing to walk. Async-signal-safe.
-    pub fn all_threads(&mut self, interp: usize, current: usize) -> Result<(), &'static str> {
+    /// calling thread (0 if it has none); at most `max_threads` are listed,
+    /// then `...`. Returns the stdlib's error text when there is nothing to
+    /// walk. Async-signal-safe.
+    pub fn all_threads(
+        &mut self,
+        interp: usize,
+        current: usize,
+        max_threads: usize,
+    ) -> Result<(), &'static str> {
         let mut tstate = match self.walker.thread_head(interp) {
             Ok(0) | Err(_) => return Err("unable to get the thread head state"),
             Ok(t) => t,
         };
         // The thread limit also bounds a cycle in a corrupt list.
-        for nthreads in 0..=MAX_THREADS {
+        for nthreads in 0..=max_threads {
             if nthreads != 0 {
                 self.out.end_line();
             }
-            if nthreads == MAX_THREADS {
+            if nthreads == max_threads {
                 self.out.str("...");
                 self.out.end_line();
                 break;
@@ -218,7 +299,7 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
                 break;
             }
             let is_current = tstate == current;
-            self.thread_header(id, is_current);
+            self.thread_header(tstate, id, is_current);
             if is_current && self.format.gc_line && self.walker.gc_collecting(interp) == Ok(true) {
                 self.out.str("  Garbage-collecting");
                 self.out.end_line();
@@ -246,13 +327,14 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
         all_threads: bool,
         interp: usize,
         current: usize,
+        max_threads: usize,
     ) -> Result<(), &'static str> {
         if all_threads {
             let interp = match current {
                 0 => interp,
                 t => self.walker.thread_interp(t).unwrap_or(interp),
             };
-            self.all_threads(interp, current)
+            self.all_threads(interp, current, max_threads)
         } else {
             if current != 0 {
                 self.traceback(current, true);
@@ -300,7 +382,12 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
                     }
                 }
             }
-            if len == name.length && buf.get(..len).is_some_and(|n| filter.excludes(n)) {
+            let by_package = self.format.stdlib_by_package;
+            if len == name.length
+                && buf
+                    .get(..len)
+                    .is_some_and(|n| filter.excludes(n, by_package))
+            {
                 continue;
             }
             self.out.str(if count == 0 {

@@ -16,6 +16,7 @@
 
 #![allow(unsafe_code)]
 
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::cpython::memory::{LocalChecked, LocalUnchecked, SignalReader};
@@ -23,7 +24,7 @@ use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
 use crate::signals::{self, SavedAction};
 use crate::writer::{FdSink, FlushPolicy, Writer, errno_get, errno_set};
-use crate::{pyfatal, target};
+use crate::{native, pyfatal, target};
 
 /// The signals handled, in the stdlib's order, with the names it prints.
 const FATAL_SIGNALS: [libc::c_int; 5] = [
@@ -57,6 +58,13 @@ static PREVIOUS: [SavedAction; 5] = [const { SavedAction::new() }; 5];
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static FD: AtomicI32 = AtomicI32::new(2);
 static ALL_THREADS: AtomicBool = AtomicBool::new(true);
+static MAX_THREADS: AtomicUsize = AtomicUsize::new(crate::dump::MAX_THREADS);
+static C_STACK: AtomicBool = AtomicBool::new(false);
+/// Set while a fatal report is being written.
+static FATAL_DUMPING: AtomicBool = AtomicBool::new(false);
+/// The thread (kernel tid) writing a fatal report, and the signal it reports.
+static REPORTING_TID: AtomicI32 = AtomicI32::new(0);
+static REPORTING_SIGNUM: AtomicI32 = AtomicI32::new(0);
 static INTERP: AtomicUsize = AtomicUsize::new(0);
 static USE_CHECKED_READS: AtomicBool = AtomicBool::new(true);
 
@@ -65,17 +73,33 @@ pub fn is_enabled() -> bool {
     INSTALLED.load(Ordering::Acquire)
 }
 
-/// Point the handlers at a new fd / thread selection / interpreter, and install
-/// them if they are not installed yet. The caller holds the binding layer's
-/// lock.
-pub fn enable(fd: i32, all_threads: bool, interp: usize) -> std::io::Result<()> {
-    FD.store(fd, Ordering::Release);
-    ALL_THREADS.store(all_threads, Ordering::Release);
-    INTERP.store(interp, Ordering::Release);
+/// What a fatal report writes, and where.
+pub struct Options {
+    pub fd: i32,
+    pub all_threads: bool,
+    /// The C stack section after the threads (3.14+).
+    pub c_stack: bool,
+    pub max_threads: usize,
+    /// The interpreter whose threads are listed.
+    pub interp: usize,
+}
+
+/// Point the handlers at new options, and install them if they are not
+/// installed yet. The caller holds the binding layer's lock.
+pub fn enable(options: &Options) -> std::io::Result<()> {
+    FD.store(options.fd, Ordering::Release);
+    ALL_THREADS.store(options.all_threads, Ordering::Release);
+    C_STACK.store(options.c_stack, Ordering::Release);
+    MAX_THREADS.store(options.max_threads, Ordering::Release);
+    INTERP.store(options.interp, Ordering::Release);
     USE_CHECKED_READS.store(
         matches!(SignalReader::choose(), SignalReader::Checked(_)),
         Ordering::Release,
     );
+    if options.c_stack {
+        // Symbol tables are read now: the handler only looks them up.
+        native::prepare()?;
+    }
     if INSTALLED.load(Ordering::Acquire) {
         return Ok(());
     }
@@ -131,6 +155,14 @@ extern "C" fn on_fatal_signal(
     if !INSTALLED.load(Ordering::Acquire) {
         return;
     }
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    if REPORTING_TID.load(Ordering::Acquire) == tid {
+        // A fault inside our own report (possible only with unchecked reads):
+        // the report ends where it got to, and the process dies of the signal
+        // it was reporting, as it would have without lastwords.
+        die_of(REPORTING_SIGNUM.load(Ordering::Acquire));
+    }
     // Like the stdlib: the previous action first, so that the re-raise below
     // (or a second fault inside the dump) goes to it.
     restore_previous(index);
@@ -142,27 +174,56 @@ extern "C" fn on_fatal_signal(
         SignalReader::Unchecked(LocalUnchecked)
     };
     let already_reported = signum == libc::SIGABRT
-        && pyfatal::interrupted_sp(context).is_some_and(|sp| pyfatal::in_progress(&mem, sp));
+        && pyfatal::interrupted_sp(context)
+            .is_some_and(|sp| pyfatal::in_progress(&LocalChecked::new(), sp));
     if let (Some(target), false) = (target::get(), already_reported) {
-        report(&mem, target, signum);
+        report(&mem, target, signum, context, FD.load(Ordering::Acquire));
     }
     errno_set(saved_errno);
     // SAFETY: raise() is async-signal-safe; the previous action is in place.
     unsafe { libc::raise(signum) };
 }
 
+/// End the process by `signum` with its default action. Async-signal-safe.
+fn die_of(signum: libc::c_int) -> ! {
+    // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask; raise and
+    // _exit are async-signal-safe.
+    unsafe {
+        let default: libc::sigaction = MaybeUninit::zeroed().assume_init();
+        libc::sigaction(signum, &default, core::ptr::null_mut());
+        let mut set: libc::sigset_t = MaybeUninit::zeroed().assume_init();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signum);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+        libc::raise(signum);
+        libc::_exit(128 + signum)
+    }
+}
+
 /// Write the fatal report: header, threads, extension modules.
 ///
 /// Async-signal-safe.
-fn report(mem: &SignalReader, target: &target::Target, signum: libc::c_int) {
-    let mut out = Writer::new(FdSink(FD.load(Ordering::Acquire)), FlushPolicy::EachLine);
+fn report(
+    mem: &SignalReader,
+    target: &target::Target,
+    signum: libc::c_int,
+    context: *mut libc::c_void,
+    fd: i32,
+) {
+    let mut out = Writer::new(FdSink(fd), FlushPolicy::EachLine);
     out.str("Fatal Python error: ");
     out.str(signal_name(signum, target.format.fpe_name));
     out.end_line();
     out.end_line();
-    if signals::DUMPING.swap(true, Ordering::AcqRel) {
+    // A second fault inside this report does not start another one. A user
+    // signal dump in another thread (signals::DUMPING) does not stop this
+    // one: the process is dying, its report comes first.
+    if FATAL_DUMPING.swap(true, Ordering::AcqRel) {
         return;
     }
+    // SAFETY: gettid has no preconditions.
+    REPORTING_TID.store(unsafe { libc::gettid() }, Ordering::Release);
+    REPORTING_SIGNUM.store(signum, Ordering::Release);
     let interp = INTERP.load(Ordering::Acquire);
     let all_threads = ALL_THREADS.load(Ordering::Acquire);
     // SAFETY: a TSS read (pthread_getspecific): no lock, no allocation; the
@@ -175,7 +236,34 @@ fn report(mem: &SignalReader, target: &target::Target, signum: libc::c_int) {
         out: &mut out,
     };
     // Errors are ignored, as the stdlib ignores them here.
-    let _ = d.threads(all_threads, interp, current);
+    let _ = d.threads(
+        all_threads,
+        interp,
+        current,
+        MAX_THREADS.load(Ordering::Acquire),
+    );
+    if C_STACK.load(Ordering::Acquire) {
+        // 3.14+: the C stack of the faulting thread, from the interrupted
+        // context, between the threads and the extension modules.
+        let mut frames = [0usize; native::MAX_FRAMES];
+        let n = native::capture_with(mem, context, &mut frames);
+        native::write_c_stack_with(mem, d.out, frames.get(..n).unwrap_or(&[]), true);
+    }
     d.extension_modules(interp, &target::module_filter());
-    signals::DUMPING.store(false, Ordering::Release);
+    REPORTING_TID.store(0, Ordering::Release);
+    FATAL_DUMPING.store(false, Ordering::Release);
+}
+
+/// Write the report a SIGSEGV would write, to `fd`, from the calling thread,
+/// without a signal: the same reader, walk and flushing as the handler. For
+/// the benchmark of the fatal path (`bench/bench_dump.py --fatal-path`).
+pub fn rehearse(fd: i32) {
+    if let Some(target) = target::get() {
+        let mem = if USE_CHECKED_READS.load(Ordering::Acquire) {
+            SignalReader::Checked(LocalChecked::new())
+        } else {
+            SignalReader::Unchecked(LocalUnchecked)
+        };
+        report(&mem, target, libc::SIGSEGV, core::ptr::null_mut(), fd);
+    }
 }

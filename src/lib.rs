@@ -9,6 +9,8 @@
 //! * [`cpython`]: layouts, memory readers, line tables and the walker.
 //! * [`dump`]: the renderer: the stdlib's text, version by version.
 //! * [`fatal`]: the fatal-signal handlers.
+//! * [`procfs`]: thread names from /proc, signal-safely.
+//! * [`native`]: C stacks (3.14+): DWARF unwinding, symbols loaded at enable.
 //! * [`pyfatal`]: recognising CPython's own Py_FatalError() (no double report).
 //! * [`user_signal`]: `register()`: dumps on user signals.
 //! * [`watchdog`]: `dump_traceback_later()`: one long-lived watchdog thread.
@@ -22,6 +24,8 @@ pub mod cpython;
 pub mod crash;
 pub mod dump;
 pub mod fatal;
+pub mod native;
+pub mod procfs;
 pub mod pyfatal;
 pub mod signals;
 pub mod target;
@@ -35,7 +39,7 @@ use pyo3::exceptions::{
     PyOverflowError, PyRuntimeError, PyRuntimeWarning, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
 
 use cpython::memory::LocalUnchecked;
 use cpython::walk::Walker;
@@ -66,9 +70,13 @@ fn file_to_fd(
         Some(f) if !f.is_none() => f.clone(),
         _ => {
             let sys = py.import("sys")?;
-            let stderr = sys
-                .getattr("stderr")
-                .map_err(|_| PyRuntimeError::new_err("unable to get sys.stderr"))?;
+            let stderr = sys.getattr("stderr").map_err(|_| {
+                PyRuntimeError::new_err(if minor(py) >= 14 {
+                    "lost sys.stderr"
+                } else {
+                    "unable to get sys.stderr"
+                })
+            })?;
             if stderr.is_none() {
                 return Err(PyRuntimeError::new_err("sys.stderr is None"));
             }
@@ -153,28 +161,138 @@ fn flag(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, default: bool) -> PyRe
     }
 }
 
-/// enable(file=sys.stderr, all_threads=True)
+/// One call's arguments by parameter, as CPython's argument parser sees them:
+/// None when not given, Some(object) when given — an explicit None included
+/// (it is a false flag from 3.12, an error for an int parameter). Errors are
+/// worded as the running version's parser words them.
+fn parse_call<'py>(
+    py: Python<'py>,
+    func: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+    positional: &[&str],
+    keyword_only: &[&str],
+    required: usize,
+) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
+    let mut values: Vec<Option<Bound<'py, PyAny>>> =
+        vec![None; positional.len() + keyword_only.len()];
+    if args.len() > positional.len() {
+        return Err(PyTypeError::new_err(format!(
+            "{func}() takes at most {} argument{} ({} given)",
+            positional.len(),
+            if positional.len() == 1 { "" } else { "s" },
+            args.len()
+        )));
+    }
+    for (slot, value) in values.iter_mut().zip(args.iter()) {
+        *slot = Some(value);
+    }
+    for (key, value) in kwargs.into_iter().flatten() {
+        let name: String = key.extract()?;
+        let index = positional
+            .iter()
+            .chain(keyword_only)
+            .position(|p| *p == name);
+        let Some(slot) = index.and_then(|i| values.get_mut(i)) else {
+            return Err(PyTypeError::new_err(if minor(py) >= 13 {
+                format!("{func}() got an unexpected keyword argument '{name}'")
+            } else {
+                format!("'{name}' is an invalid keyword argument for {func}()")
+            }));
+        };
+        if slot.is_some() {
+            return Err(PyTypeError::new_err(format!(
+                "argument for {func}() given by name ('{name}') and position ({})",
+                index.unwrap_or(0) + 1
+            )));
+        }
+        *slot = Some(value);
+    }
+    for (i, name) in positional.iter().enumerate().take(required) {
+        if values.get(i).is_some_and(Option::is_none) {
+            return Err(PyTypeError::new_err(format!(
+                "{func}() missing required argument '{name}' (pos {})",
+                i + 1
+            )));
+        }
+    }
+    Ok(values)
+}
+
+/// The keyword-only parameters of the running version: `max_threads` from 3.15.
+fn keyword_only(py: Python<'_>) -> &'static [&'static str] {
+    if minor(py) >= 15 {
+        &["max_threads"]
+    } else {
+        &[]
+    }
+}
+
+/// 3.15's keyword-only `max_threads` (a Py_ssize_t): 0 means the default,
+/// a negative number lists no thread at all.
+fn max_threads_arg(py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    let Some(value) = value else {
+        return Ok(dump::MAX_THREADS);
+    };
+    let n: isize = value.extract().map_err(|e: PyErr| {
+        if e.is_instance_of::<PyOverflowError>(py) {
+            PyOverflowError::new_err("Python int too large to convert to C ssize_t")
+        } else {
+            e
+        }
+    })?;
+    Ok(match n {
+        0 => dump::MAX_THREADS,
+        n => usize::try_from(n).unwrap_or(0),
+    })
+}
+
+/// enable(file=sys.stderr, all_threads=True, c_stack=True, *, max_threads=100)
+/// (`c_stack` from 3.14, `max_threads` from 3.15, as in the stdlib).
 #[pyfunction]
-#[pyo3(signature = (file=None, all_threads=None))]
+#[pyo3(signature = (*args, **kwargs))]
 fn enable(
     py: Python<'_>,
-    file: Option<&Bound<'_, PyAny>>,
-    all_threads: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<()> {
+    let positional: &[&str] = if minor(py) >= 14 {
+        &["file", "all_threads", "c_stack"]
+    } else {
+        &["file", "all_threads"]
+    };
+    let a = parse_call(py, "enable", args, kwargs, positional, keyword_only(py), 0)?;
+    let (file, all_threads, c_stack) = (
+        a[0].as_ref(),
+        a[1].as_ref(),
+        a.get(2).and_then(Option::as_ref),
+    );
+    let max_threads = max_threads_arg(py, a.get(positional.len()).and_then(Option::as_ref))?;
     let (fd, keep) = file_to_fd(py, file)?;
     let all_threads = flag(py, all_threads, true)?;
+    let c_stack = match c_stack {
+        Some(v) => v.is_truthy()?,
+        None => minor(py) >= 14,
+    };
     target(py)?;
     target::refresh_stdlib_names(py);
     // SAFETY: the GIL is held, so the interpreter is initialised.
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut slot = FATAL_FILE.lock().unwrap_or_else(|e| e.into_inner());
-    fatal::enable(fd, all_threads, interp).map_err(os_error)?;
+    fatal::enable(&fatal::Options {
+        fd,
+        all_threads,
+        c_stack,
+        max_threads,
+        interp,
+    })
+    .map_err(os_error)?;
     // Replace the kept file only once the handler writes to the new fd.
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
-    Ok(())
+    hook_thread_start(py)
 }
 
 /// disable() -> bool: restore the previous handlers; was lastwords enabled?
@@ -194,14 +312,26 @@ fn is_enabled() -> bool {
     fatal::is_enabled()
 }
 
-/// dump_traceback(file=sys.stderr, all_threads=True)
+/// dump_traceback(file=sys.stderr, all_threads=True, *, max_threads=100)
 #[pyfunction]
-#[pyo3(signature = (file=None, all_threads=None))]
+#[pyo3(signature = (*args, **kwargs))]
 fn dump_traceback(
     py: Python<'_>,
-    file: Option<&Bound<'_, PyAny>>,
-    all_threads: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<()> {
+    let positional = &["file", "all_threads"];
+    let a = parse_call(
+        py,
+        "dump_traceback",
+        args,
+        kwargs,
+        positional,
+        keyword_only(py),
+        0,
+    )?;
+    let (file, all_threads) = (a[0].as_ref(), a[1].as_ref());
+    let max_threads = max_threads_arg(py, a.get(2).and_then(Option::as_ref))?;
     let (fd, _keep) = file_to_fd(py, file)?;
     let all_threads = flag(py, all_threads, true)?;
     let target = target(py)?;
@@ -222,7 +352,7 @@ fn dump_traceback(
         format: &target.format,
         out: &mut out,
     }
-    .threads(all_threads, interp, tstate);
+    .threads(all_threads, interp, tstate, max_threads);
     drop(out);
     result.map_err(PyRuntimeError::new_err)?;
     // SAFETY: GIL held; runs pending Python signal handlers like the stdlib.
@@ -239,10 +369,10 @@ static WATCHDOG_FILE: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
 /// The timeout in microseconds, converted and checked as the stdlib does
 /// (`_PyTime_FromSecondsObject` with `_PyTime_ROUND_TIMEOUT`, then to µs).
 fn timeout_us(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<u64> {
-    let too_large = if minor(py) >= 13 {
-        "timestamp too large to convert to C PyTime_t"
-    } else {
-        "timestamp too large to convert to C _PyTime_t"
+    let too_large = match minor(py) {
+        14.. => "timestamp out of range for C PyTime_t",
+        13 => "timestamp too large to convert to C PyTime_t",
+        _ => "timestamp too large to convert to C _PyTime_t",
     };
     let ns: i128 = if let Ok(f) = timeout.cast::<PyFloat>() {
         let d = f.value();
@@ -253,19 +383,34 @@ fn timeout_us(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<u64> {
         // _PyTime_t is an i64 of nanoseconds: [-2^63, 2^63).
         let limit = 2f64.powi(63);
         if !(-limit..limit).contains(&d) {
-            return Err(PyOverflowError::new_err(if minor(py) >= 11 {
-                "timestamp out of range for platform time_t"
-            } else {
-                too_large
+            return Err(PyOverflowError::new_err(match minor(py) {
+                14.. => too_large,
+                11..=13 => "timestamp out of range for platform time_t",
+                _ => too_large,
             }));
         }
         d as i128
     } else {
-        if minor(py) == 9 && !timeout.hasattr("__index__")? {
-            return Err(PyTypeError::new_err(format!(
-                "an integer is required (got type {})",
-                timeout.get_type().name()?
-            )));
+        if !timeout.hasattr("__index__")? {
+            let name = timeout.get_type().name()?;
+            match minor(py) {
+                9 => {
+                    return Err(PyTypeError::new_err(format!(
+                        "an integer is required (got type {name})"
+                    )));
+                }
+                14 => {
+                    return Err(PyTypeError::new_err(format!(
+                        "'{name}' object cannot be interpreted as an integer or float"
+                    )));
+                }
+                15.. => {
+                    return Err(PyTypeError::new_err(format!(
+                        "must be real number, not {name}"
+                    )));
+                }
+                _ => {}
+            }
         }
         let secs: i64 = timeout.extract().map_err(|e: PyErr| {
             if e.is_instance_of::<PyOverflowError>(py) {
@@ -285,16 +430,30 @@ fn timeout_us(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<u64> {
     Ok(us as u64)
 }
 
-/// dump_traceback_later(timeout, repeat=False, file=sys.stderr, exit=False)
+/// dump_traceback_later(timeout, repeat=False, file=sys.stderr, exit=False,
+/// *, max_threads=100)
 #[pyfunction]
-#[pyo3(signature = (timeout, repeat=None, file=None, exit=None))]
+#[pyo3(signature = (*args, **kwargs))]
 fn dump_traceback_later(
     py: Python<'_>,
-    timeout: &Bound<'_, PyAny>,
-    repeat: Option<&Bound<'_, PyAny>>,
-    file: Option<&Bound<'_, PyAny>>,
-    exit: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<()> {
+    let positional = &["timeout", "repeat", "file", "exit"];
+    let a = parse_call(
+        py,
+        "dump_traceback_later",
+        args,
+        kwargs,
+        positional,
+        keyword_only(py),
+        1,
+    )?;
+    let Some(timeout) = a[0].as_ref() else {
+        return Err(PyTypeError::new_err("missing timeout"));
+    };
+    let (repeat, file, exit) = (a[1].as_ref(), a[2].as_ref(), a[3].as_ref());
+    let max_threads = max_threads_arg(py, a.get(4).and_then(Option::as_ref))?;
     let repeat = int_flag(py, repeat, false)?;
     let exit = int_flag(py, exit, false)?;
     let timeout_us = timeout_us(py, timeout)?;
@@ -304,7 +463,7 @@ fn dump_traceback_later(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
-    watchdog::arm(fd, timeout_us, repeat, exit, interp).map_err(os_error)?;
+    watchdog::arm(fd, timeout_us, repeat, exit, max_threads, interp).map_err(os_error)?;
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
@@ -344,16 +503,30 @@ fn take_user_file(files: &mut Vec<(i32, Py<PyAny>)>, signum: i32) -> Option<Py<P
     Some(files.swap_remove(index).1)
 }
 
-/// register(signum, file=sys.stderr, all_threads=True, chain=False)
+/// register(signum, file=sys.stderr, all_threads=True, chain=False, *,
+/// max_threads=100)
 #[pyfunction]
-#[pyo3(signature = (signum, file=None, all_threads=None, chain=None))]
+#[pyo3(signature = (*args, **kwargs))]
 fn register(
     py: Python<'_>,
-    signum: &Bound<'_, PyAny>,
-    file: Option<&Bound<'_, PyAny>>,
-    all_threads: Option<&Bound<'_, PyAny>>,
-    chain: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<()> {
+    let positional = &["signum", "file", "all_threads", "chain"];
+    let a = parse_call(
+        py,
+        "register",
+        args,
+        kwargs,
+        positional,
+        keyword_only(py),
+        1,
+    )?;
+    let Some(signum) = a[0].as_ref() else {
+        return Err(PyTypeError::new_err("missing signum"));
+    };
+    let (file, all_threads, chain) = (a[1].as_ref(), a[2].as_ref(), a[3].as_ref());
+    let max_threads = max_threads_arg(py, a.get(4).and_then(Option::as_ref))?;
     let signum = int_arg(py, signum)?;
     let all_threads = flag(py, all_threads, true)?;
     let chain = flag(py, chain, false)?;
@@ -364,7 +537,7 @@ fn register(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut files = USER_FILES.lock().unwrap_or_else(|e| e.into_inner());
-    user_signal::register(signum, fd, all_threads, chain, interp).map_err(os_error)?;
+    user_signal::register(signum, fd, all_threads, chain, max_threads, interp).map_err(os_error)?;
     let old = take_user_file(&mut files, signum);
     if let Some(keep) = keep {
         files.push((signum, keep));
@@ -381,13 +554,16 @@ fn register(
 fn unregister(
     py: Python<'_>,
     args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<bool> {
     let has_kwargs = kwargs.is_some_and(|k| !k.is_empty());
     if has_kwargs && minor(py) >= 13 {
-        return Err(PyTypeError::new_err(
-            "unregister() takes no keyword arguments",
-        ));
+        // 3.14 (only) names the module in this message.
+        return Err(PyTypeError::new_err(if minor(py) == 14 {
+            "faulthandler.unregister() takes no keyword arguments"
+        } else {
+            "unregister() takes no keyword arguments"
+        }));
     }
     if has_kwargs || args.len() != 1 {
         return Err(PyTypeError::new_err(format!(
@@ -414,6 +590,71 @@ fn os_error(e: std::io::Error) -> PyErr {
         .to_string_lossy()
         .into_owned();
     pyo3::exceptions::PyOSError::new_err((code, text))
+}
+
+/// dump_c_stack(file=sys.stderr) (3.14+): the calling thread's C stack.
+#[pyfunction]
+#[pyo3(signature = (file=None))]
+fn dump_c_stack(py: Python<'_>, file: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let (fd, _keep) = file_to_fd(py, file)?;
+    native::prepare().map_err(os_error)?;
+    let mut frames = [0usize; native::MAX_FRAMES];
+    // Captured here, so that this binding is the first frame listed (the
+    // stdlib's first frame is its own _Py_DumpStack).
+    let n = native::capture(core::ptr::null_mut(), &mut frames);
+    let mut out = Writer::new(FdSink(fd), FlushPolicy::WhenFull);
+    native::write_c_stack(&mut out, frames.get(..n).unwrap_or(&[]), false);
+    drop(out);
+    // SAFETY: GIL held; runs pending Python signal handlers like the stdlib.
+    #[allow(unsafe_code)]
+    if unsafe { pyo3::ffi::PyErr_CheckSignals() } != 0 {
+        return Err(PyErr::fetch(py));
+    }
+    Ok(())
+}
+
+/// _rehearse_fatal_report(fd): what the fatal handler would write, now, from
+/// this thread (checked reads, one write per line). For benchmarks; the
+/// fatal handler must have been enabled once (it chooses the reader).
+#[pyfunction]
+fn _rehearse_fatal_report(py: Python<'_>, fd: i32) -> PyResult<()> {
+    target(py)?;
+    fatal::rehearse(fd);
+    Ok(())
+}
+
+/// `threading.get_native_id()` for threads started after enable(): the same
+/// id, and, as a side effect on the calling thread, an alternate signal stack
+/// so that a stack overflow there is reported too. `threading.Thread` calls
+/// `get_native_id()` on every new thread before its target runs; a native
+/// function adds no Python frame to the thread's traceback.
+#[pyfunction]
+fn _get_native_id() -> u64 {
+    // Without an alternate stack the thread is as the stdlib leaves it.
+    let _ = signals::install_thread_alt_stack();
+    // SAFETY: gettid has no preconditions (what _thread.get_native_id returns
+    // on Linux).
+    #[allow(unsafe_code)]
+    let tid = unsafe { libc::gettid() };
+    tid as u64
+}
+
+/// Route `threading.get_native_id` through `_get_native_id` (once), if the
+/// program uses `threading` already: importing it here would run Python code
+/// (and maybe a garbage collection) inside enable(), which the stdlib does not.
+fn hook_thread_start(py: Python<'_>) -> PyResult<()> {
+    let Ok(threading) = py.import("sys")?.getattr("modules")?.get_item("threading") else {
+        return Ok(());
+    };
+    if threading.hasattr("get_native_id")? && !threading.hasattr("_lastwords_get_native_id")? {
+        let ours = wrap_pyfunction!(_get_native_id, py)?;
+        threading.setattr(
+            "_lastwords_get_native_id",
+            threading.getattr("get_native_id")?,
+        )?;
+        threading.setattr("get_native_id", ours)?;
+    }
+    Ok(())
 }
 
 /// Where the layout came from, and whether it equals the built-in table of
@@ -469,7 +710,11 @@ fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel_dump_traceback_later, m)?)?;
     m.add_function(wrap_pyfunction!(register, m)?)?;
     m.add_function(wrap_pyfunction!(unregister, m)?)?;
+    if minor(py) >= 14 {
+        m.add_function(wrap_pyfunction!(dump_c_stack, m)?)?;
+    }
     m.add_function(wrap_pyfunction!(_layout_info, m)?)?;
+    m.add_function(wrap_pyfunction!(_rehearse_fatal_report, m)?)?;
     crash::register(m)?;
     mark_as_extension_module(m);
     // Like the stdlib at finalization: no timeout dump while the interpreter

@@ -77,6 +77,12 @@ pub fn prepare() {
 /// Whether any word in the `SCAN_BYTES` above `sp` is a return address into
 /// a fatal-error entry point. Async-signal-safe.
 pub fn in_progress(mem: &impl Memory, sp: usize) -> bool {
+    let is_entry_return = |word: usize| {
+        RANGES.iter().any(|(start, end)| {
+            let (s, e) = (start.load(Ordering::Acquire), end.load(Ordering::Acquire));
+            s != 0 && s < word && word <= e
+        })
+    };
     let mut chunk = [0usize; 64];
     let mut at = sp & !7;
     let stop = at.saturating_add(SCAN_BYTES);
@@ -86,16 +92,19 @@ pub fn in_progress(mem: &impl Memory, sp: usize) -> bool {
             core::slice::from_raw_parts_mut(chunk.as_mut_ptr().cast::<u8>(), size_of_val(&chunk))
         };
         if mem.read_bytes(at, bytes).is_err() {
-            // The top of the stack: nothing more to read.
-            return false;
-        }
-        for &word in &chunk {
-            for (start, end) in &RANGES {
-                let (s, e) = (start.load(Ordering::Acquire), end.load(Ordering::Acquire));
-                if s != 0 && s < word && word <= e {
+            // The chunk runs past the top of the stack's mapping (a thread's
+            // stack can end a few hundred bytes above the faulting frame):
+            // read what is left word by word, up to the first unreadable one.
+            while let Ok(word) = mem.read::<usize>(at) {
+                if is_entry_return(word) {
                     return true;
                 }
+                at += 8;
             }
+            return false;
+        }
+        if chunk.iter().any(|&word| is_entry_return(word)) {
+            return true;
         }
         at += size_of_val(&chunk);
     }

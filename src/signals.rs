@@ -8,8 +8,8 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Set while a dump runs, whichever path started it: a fault or a signal
-/// inside a dump does not start a second one (the stdlib's `reentrant` flag).
+/// Set while a user-signal dump runs: a signal arriving during one (on
+/// another thread) does not start a second one (the stdlib's `reentrant` flag).
 pub static DUMPING: AtomicBool = AtomicBool::new(false);
 
 /// The signature of an `SA_SIGINFO` handler.
@@ -77,6 +77,48 @@ pub fn restore(signum: libc::c_int, saved: &SavedAction) {
     };
 }
 
+/// Run the action saved in `saved` for a signal that our handler `ours` is
+/// handling: a function is called directly (with the siginfo and context when
+/// it takes them); SIG_IGN does nothing; SIG_DFL is put back and the signal
+/// raised again, then `ours` is reinstalled (SIG_DFL of most signals ends the
+/// process there). A saved action that is `ours` itself (a register racing an
+/// unregister) is not followed. Async-signal-safe.
+pub fn call_previous(
+    signum: libc::c_int,
+    saved: &SavedAction,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+    ours: Handler,
+) {
+    // SAFETY: the slot was filled by `install` before our handler was
+    // published; reading a copy of it is a plain load.
+    let previous: libc::sigaction = unsafe { saved.0.get().cast::<libc::sigaction>().read() };
+    let handler = previous.sa_sigaction;
+    if handler == libc::SIG_IGN || handler == ours as usize {
+        return;
+    }
+    if handler == libc::SIG_DFL {
+        restore(signum, saved);
+        // SAFETY: raise() is async-signal-safe; the default action runs now
+        // (the signal is blocked in this handler, so it is delivered when we
+        // return if the default action does not end the process first).
+        unsafe { libc::raise(signum) };
+        let action = action(ours, libc::SA_RESTART | libc::SA_ONSTACK);
+        let _ = install(signum, &action, None);
+        return;
+    }
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous action declared itself an SA_SIGINFO handler.
+        let f: Handler = unsafe { core::mem::transmute::<usize, Handler>(handler) };
+        f(signum, info, context);
+    } else {
+        // SAFETY: a plain sa_handler takes the signal number only.
+        let f: extern "C" fn(libc::c_int) =
+            unsafe { core::mem::transmute::<usize, extern "C" fn(libc::c_int)>(handler) };
+        f(signum);
+    }
+}
+
 /// Bytes of alternate signal stack: the stdlib's `SIGSTKSZ * 2` is too tight
 /// for a walker with its write buffer, so give it room.
 const ALT_STACK_SIZE: usize = 256 * 1024;
@@ -120,5 +162,71 @@ pub fn install_alt_stack() -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
     }
+    Ok(())
+}
+
+/// An alternate signal stack owned by one thread, unmapped when it exits.
+struct ThreadAltStack(usize);
+
+impl Drop for ThreadAltStack {
+    fn drop(&mut self) {
+        let off = libc::stack_t {
+            ss_sp: core::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: runs at thread exit, outside any signal handler of this
+        // thread: the stack is disabled before it is unmapped.
+        unsafe {
+            libc::sigaltstack(&off, core::ptr::null_mut());
+            libc::munmap(self.0 as *mut libc::c_void, ALT_STACK_SIZE);
+        }
+    }
+}
+
+std::thread_local! {
+    static THREAD_ALT_STACK: core::cell::Cell<Option<ThreadAltStack>> = const { core::cell::Cell::new(None) };
+}
+
+/// Give the calling thread (a thread other than the one that called
+/// `enable()`) its own alternate signal stack, so that a stack overflow there
+/// can be reported too; freed when the thread exits. Nothing happens if the
+/// thread already has one.
+pub fn install_thread_alt_stack() -> std::io::Result<()> {
+    // SAFETY: zeroed stack_t is valid; querying into it.
+    let mut current: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
+    if current.ss_flags & libc::SS_DISABLE == 0 {
+        return Ok(());
+    }
+    // SAFETY: an anonymous private mapping; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            ALT_STACK_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    let stack = libc::stack_t {
+        ss_sp: p,
+        ss_flags: 0,
+        ss_size: ALT_STACK_SIZE,
+    };
+    // SAFETY: the mapping is ALT_STACK_SIZE bytes, owned by this thread until
+    // ThreadAltStack's Drop disables it at thread exit.
+    if unsafe { libc::sigaltstack(&stack, core::ptr::null_mut()) } != 0 {
+        let err = std::io::Error::last_os_error();
+        // SAFETY: the mapping made above, not installed.
+        unsafe { libc::munmap(p, ALT_STACK_SIZE) };
+        return Err(err);
+    }
+    THREAD_ALT_STACK.with(|slot| slot.set(Some(ThreadAltStack(p as usize))));
     Ok(())
 }

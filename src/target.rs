@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString};
 
+use crate::cpython::debug_offsets;
 use crate::cpython::headlock::HeadLock;
-use crate::cpython::layout::{self, DEBUG_OFFSETS_313_WORDS, Layout};
+use crate::cpython::layout::{self, DebugOffsetsError, Layout};
 use crate::cpython::memory::{LocalUnchecked, Memory};
 use crate::cpython::walk::{KnownTypes, Walker};
 use crate::dump::{Format, ModuleFilter};
@@ -87,15 +88,29 @@ fn build(py: Python<'_>) -> Result<Target, String> {
     if abiflags.contains('t') {
         return unknown("free-threaded builds are not supported yet");
     }
+    // 3.9-3.12: the built-in tables. 3.13+: the interpreter's own
+    // _Py_DebugOffsets (the tables of those versions fill what they lack).
     let (layout, layout_source) = match minor {
-        9..=12 if abiflags.contains('d') => {
+        9..=13 if abiflags.contains('d') => {
             return unknown("debug builds have a different memory layout");
         }
         9..=12 => (
             *layout::table_for(minor).ok_or("no table")?,
             "built-in table",
         ),
-        13 => (read_debug_offsets_313(hexversion)?, "_Py_DebugOffsets"),
+        13 => (
+            read_debug_offsets(hexversion, layout::from_debug_offsets_313)?,
+            "_Py_DebugOffsets",
+        ),
+        // Debug builds publish the same offsets (only struct sizes differ).
+        14 => (
+            read_debug_offsets(hexversion, debug_offsets::from_debug_offsets_314)?,
+            "_Py_DebugOffsets",
+        ),
+        15 => (
+            read_debug_offsets(hexversion, debug_offsets::from_debug_offsets_315)?,
+            "_Py_DebugOffsets",
+        ),
         _ => return unknown("its memory layout is not known to this version of lastwords"),
     };
     let code_type = py
@@ -179,16 +194,19 @@ fn runtime_address() -> usize {
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr()) as usize }
 }
 
-/// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13).
-fn read_debug_offsets_313(hexversion: u64) -> Result<Layout, String> {
+/// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13+: `N` words).
+fn read_debug_offsets<const N: usize>(
+    hexversion: u64,
+    decode: fn(&[u64; N], u64) -> Result<Layout, DebugOffsetsError>,
+) -> Result<Layout, String> {
     let runtime = runtime_address();
     if runtime == 0 {
         return Err("the interpreter does not export _PyRuntime".into());
     }
-    let words: [u64; DEBUG_OFFSETS_313_WORDS] = LocalUnchecked
+    let words: [u64; N] = LocalUnchecked
         .read(runtime)
         .map_err(|_| "_PyRuntime is unreadable".to_string())?;
-    layout::from_debug_offsets_313(&words, hexversion).map_err(|e| e.to_string())
+    decode(&words, hexversion).map_err(|e| e.to_string())
 }
 
 /// Walk the calling thread with the new layout and check that what it finds

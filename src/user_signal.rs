@@ -2,9 +2,8 @@
 //!
 //! One slot per signal number, in atomics, published before the handler is
 //! installed. The handler dumps through the checked reader (the other threads
-//! keep running while it reads them), then, with `chain`, puts the previous
-//! action back, raises the signal so that it runs, and installs itself again —
-//! as the stdlib does.
+//! keep running while it reads them), then, with `chain`, runs the previous
+//! action (see `signals::call_previous`).
 
 #![allow(unsafe_code)]
 
@@ -26,6 +25,7 @@ struct UserSignal {
     all_threads: AtomicBool,
     chain: AtomicBool,
     interp: AtomicUsize,
+    max_threads: AtomicUsize,
     previous: SavedAction,
 }
 
@@ -36,15 +36,16 @@ static SIGNALS: [UserSignal; NSIG as usize] = [const {
         all_threads: AtomicBool::new(true),
         chain: AtomicBool::new(false),
         interp: AtomicUsize::new(0),
+        max_threads: AtomicUsize::new(crate::dump::MAX_THREADS),
         previous: SavedAction::new(),
     }
 }; NSIG as usize];
 
-fn flags(chain: bool) -> libc::c_int {
-    // SA_RESTART: system calls interrupted by the dump go on.
-    let base = libc::SA_RESTART | libc::SA_ONSTACK;
-    if chain { base | libc::SA_NODEFER } else { base }
-}
+/// SA_RESTART: system calls interrupted by the dump go on. No SA_NODEFER
+/// (the stdlib sets it with `chain`): the signal stays blocked while its
+/// handler runs, so a flood of it cannot nest handlers until the alternate
+/// stack overflows; the previous handler is called directly instead.
+const FLAGS: libc::c_int = libc::SA_RESTART | libc::SA_ONSTACK;
 
 /// Register (or update) a user signal. The previous action is saved only the
 /// first time, so that `unregister` restores the original one. The caller
@@ -54,6 +55,7 @@ pub fn register(
     fd: i32,
     all_threads: bool,
     chain: bool,
+    max_threads: usize,
     interp: usize,
 ) -> std::io::Result<()> {
     let slot = SIGNALS
@@ -63,9 +65,10 @@ pub fn register(
     slot.all_threads.store(all_threads, Ordering::Release);
     slot.chain.store(chain, Ordering::Release);
     slot.interp.store(interp, Ordering::Release);
+    slot.max_threads.store(max_threads, Ordering::Release);
     if !slot.enabled.load(Ordering::Acquire) {
         signals::install_alt_stack()?;
-        let action = signals::action(on_user_signal, flags(chain));
+        let action = signals::action(on_user_signal, FLAGS);
         signals::install(signum, &action, Some(&slot.previous))?;
         slot.enabled.store(true, Ordering::Release);
     }
@@ -90,8 +93,8 @@ pub fn unregister(signum: i32) -> bool {
 /// Async-signal-safe.
 extern "C" fn on_user_signal(
     signum: libc::c_int,
-    _info: *mut libc::siginfo_t,
-    _context: *mut libc::c_void,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
 ) {
     let saved_errno = errno_get();
     let Some(slot) = SIGNALS.get(signum as usize) else {
@@ -102,14 +105,8 @@ extern "C" fn on_user_signal(
     }
     dump(slot);
     if slot.chain.load(Ordering::Acquire) {
-        signals::restore(signum, &slot.previous);
         errno_set(saved_errno);
-        // SAFETY: raise() is async-signal-safe; with SA_NODEFER the previous
-        // action runs now.
-        unsafe { libc::raise(signum) };
-        let action = signals::action(on_user_signal, flags(true));
-        // Re-install ourselves; the previous action is already saved.
-        let _ = signals::install(signum, &action, None);
+        signals::call_previous(signum, &slot.previous, info, context, on_user_signal);
     }
     errno_set(saved_errno);
 }
@@ -141,6 +138,7 @@ fn dump(slot: &UserSignal) {
         slot.all_threads.load(Ordering::Acquire),
         slot.interp.load(Ordering::Acquire),
         current,
+        slot.max_threads.load(Ordering::Acquire),
     );
     drop(out);
     signals::DUMPING.store(false, Ordering::Release);

@@ -43,6 +43,7 @@ struct Plan {
     repeat: bool,
     exit: bool,
     interp: usize,
+    max_threads: usize,
     generation: u64,
 }
 
@@ -203,6 +204,7 @@ pub fn arm(
     timeout_us: u64,
     repeat: bool,
     exit: bool,
+    max_threads: usize,
     interp: usize,
 ) -> std::io::Result<()> {
     init();
@@ -221,6 +223,7 @@ pub fn arm(
         repeat,
         exit,
         interp,
+        max_threads,
         generation: state.generation,
     });
     if let Some(old) = old {
@@ -275,6 +278,7 @@ struct Job {
     fd: i32,
     timeout_us: u64,
     interp: usize,
+    max_threads: usize,
     exit: bool,
     generation: u64,
 }
@@ -289,7 +293,7 @@ fn watchdog_main(epoch: u64) {
         let Some(job) = wait_for_job(&Guard::lock(), epoch) else {
             return;
         };
-        let ok = job.fd >= 0 && dump_timeout(job.fd, job.timeout_us, job.interp, &mut buffer);
+        let ok = job.fd >= 0 && dump_timeout(&job, &mut buffer);
         if job.fd >= 0 {
             // SAFETY: our own duplicate, used only by this dump.
             unsafe { libc::close(job.fd) };
@@ -323,6 +327,7 @@ fn wait_for_job(guard: &Guard, epoch: u64) -> Option<Job> {
             fd,
             timeout_us: plan.timeout_us,
             interp: plan.interp,
+            max_threads: plan.max_threads,
             exit: plan.exit,
             generation: plan.generation,
         };
@@ -383,7 +388,7 @@ const TRUNCATED: &[u8] = b"<dump truncated: more than 1 MiB>\n";
 /// released before the bytes are written, so a slow or full fd never holds up
 /// thread creation. No allocation; the only lock is HEAD_LOCK, taken with a
 /// time limit (without it, the walk relies on checked reads and validation).
-fn dump_timeout(fd: i32, timeout_us: u64, interp: usize, buffer: &mut [u8]) -> bool {
+fn dump_timeout(job: &Job, buffer: &mut [u8]) -> bool {
     let Some(target) = target::get() else {
         return false;
     };
@@ -400,18 +405,18 @@ fn dump_timeout(fd: i32, timeout_us: u64, interp: usize, buffer: &mut [u8]) -> b
         },
         FlushPolicy::WhenFull,
     );
-    write_timeout_header(&mut out, timeout_us);
+    write_timeout_header(&mut out, job.timeout_us);
     // The watchdog thread has no thread state: no thread is "current".
     let ok = Dumper {
         walker: &walker,
         format: &target.format,
         out: &mut out,
     }
-    .all_threads(interp, 0)
+    .all_threads(job.interp, 0, job.max_threads)
     .is_ok();
     let rendered = out.into_sink();
     drop(head_lock);
-    let mut fd_out = FdSink(fd);
+    let mut fd_out = FdSink(job.fd);
     fd_out.write_all(rendered.buf.get(..rendered.len).unwrap_or(&[]));
     if rendered.overflowed {
         fd_out.write_all(TRUNCATED);

@@ -15,6 +15,12 @@ from dataclasses import dataclass
 
 MINOR = sys.version_info[1]
 THREAD_ID = re.compile(r"0x[0-9a-f]{16}")
+# 3.14+: the C stack section of a fatal report. Its addresses differ between
+# runs, and lastwords names symbols where the stdlib cannot: differential tests
+# compare everything else, and test_c_stack.py checks the section itself.
+C_STACK = re.compile(
+    r"^Current thread's C stack trace \(most recent call first\):\n(?:  .*\n)*", re.MULTILINE
+)
 STDLIB = "faulthandler"
 LASTWORDS = "lastwords"
 
@@ -27,18 +33,69 @@ class Result:
 
     @property
     def masked(self):
-        """The output with thread ids masked (they differ between runs)."""
-        return THREAD_ID.sub("0xTHREAD", self.output)
+        """The output with thread ids masked (they differ between runs) and
+        the C stack section reduced to a placeholder."""
+        return mask(self.output)
+
+    @property
+    def plain(self):
+        """The report as CPython 3.9-3.13 would word it: thread ids masked,
+        and the 3.14+ additions (thread names, the C stack section with its
+        blank line) removed. For tests that spell out the expected text."""
+        return plain(self.output)
 
 
-def run(code, module=LASTWORDS, *, env=None, args=(), timeout=60, cwd=None):
+THREAD_NAME = re.compile(r"^((?:Current thread|Thread) 0x[0-9a-f]+) \[.*\]( \(most recent call first\):)$", re.MULTILINE)
+
+
+def mask(text):
+    """See Result.masked."""
+    return C_STACK.sub("<C stack>\n", THREAD_ID.sub("0xTHREAD", text))
+
+
+# The C stack section with the blank line before it.
+C_STACK_WITH_GAP = re.compile(r"^\n" + C_STACK.pattern, re.MULTILINE)
+
+
+def plain(text):
+    """See Result.plain."""
+    text = C_STACK_WITH_GAP.sub("", text)
+    text = THREAD_NAME.sub(r"\1\2", text)
+    return THREAD_ID.sub("0xTHREAD", text)
+
+
+# Threads parked at a known depth, on a line that does not change while they
+# wait: the "parked" signal and the wait are C calls on the same line, so a
+# dump sees the same stack whether it catches a thread just before or inside
+# the wait. `park_threads([2, 5])` returns once every thread is parked.
+PARKING = """\
+import threading as _threading, _thread
+_hold = _thread.allocate_lock(); _hold.acquire()
+def park(ready, depth):
+    if depth == 0:
+        ready.release(); _hold.acquire(); _hold.release()
+    else:
+        park(ready, depth - 1)
+def park_threads(depths):
+    threads = []
+    for depth in depths:
+        ready = _thread.allocate_lock(); ready.acquire()
+        t = _threading.Thread(target=park, args=(ready, depth), daemon=True)
+        t.start()
+        ready.acquire()
+        threads.append(t)
+    return threads
+"""
+
+
+def run(code, module=LASTWORDS, *, env=None, args=(), timeout=60, cwd=None, prelude=""):
     """Run `code` in a fresh interpreter where `faulthandler` names `module`.
 
     The snippet is written to a file named ``snippet.py`` in `cwd` (so that its
     frames have a real file name) and its first line imports `module` as
     ``faulthandler``.
     """
-    code = f"import {module} as faulthandler\n" + textwrap.dedent(code)
+    code = f"import {module} as faulthandler\n" + prelude + textwrap.dedent(code)
     child_env = dict(os.environ)
     child_env.pop("PYTHONFAULTHANDLER", None)
     child_env.update(env or {})

@@ -83,8 +83,9 @@ def test_stderr_none_and_missing():
         for func in (faulthandler.enable, lastwords.enable, faulthandler.dump_traceback, lastwords.dump_traceback):
             assert outcome(func) == ("RuntimeError", "sys.stderr is None", [])
         del sys.stderr
+        missing = "lost sys.stderr" if MINOR >= 14 else "unable to get sys.stderr"
         for func in (faulthandler.enable, lastwords.enable):
-            assert outcome(func) == ("RuntimeError", "unable to get sys.stderr", [])
+            assert outcome(func) == ("RuntimeError", missing, [])
     finally:
         sys.stderr = saved
         faulthandler.disable()
@@ -148,8 +149,19 @@ def test_stack_overflow_helper_signature():
 
 
 def test_layout_source():
-    """3.9-3.12 use the built-in tables; 3.13 reads _Py_DebugOffsets, which
-    must agree with the offsets the compiler computed from 3.13's headers."""
+    """3.9-3.12 use the built-in tables; 3.13+ read _Py_DebugOffsets, which
+    must agree with the offsets the compiler computed from that version's
+    headers."""
     source, matches_table, _ = lastwords._lastwords._layout_info()
     assert source == ("_Py_DebugOffsets" if MINOR >= 13 else "built-in table")
     assert matches_table
+
+
+@pytest.mark.skipif(MINOR >= 14, reason="c_stack and dump_c_stack exist from 3.14")
+def test_no_c_stack_before_314():
+    assert not hasattr(lastwords, "dump_c_stack")
+    for func in (faulthandler.enable, lastwords.enable):
+        with pytest.raises(TypeError):
+            func(c_stack=False)
+    faulthandler.disable()
+    lastwords.disable()

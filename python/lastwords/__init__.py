@@ -32,10 +32,18 @@ __all__ = [
     "version",
 ]
 
+# dump_c_stack exists where the running version's stdlib has it (3.14+).
+if hasattr(_lastwords, "dump_c_stack"):
+    dump_c_stack = _lastwords.dump_c_stack
+    __all__.append("dump_c_stack")
+
 # The stdlib's crash helpers (_sigsegv, _read_null, ...) that the running
 # version's faulthandler has, so that CPython's own tests can drive lastwords.
 for _name in dir(_lastwords):
-    if _name.startswith("_") and not _name.startswith("__") and _name != "_layout_info":
+    if _name.startswith("_") and not _name.startswith("__") and _name not in (
+        "_layout_info",
+        "_rehearse_fatal_report",
+    ):
         globals()[_name] = getattr(_lastwords, _name)
 del _name
 

@@ -100,6 +100,9 @@ pub const PY314: Layout = Layout {
     dict_keys_format: COMPACT_KEYS,
     module_def: 24,
     moduledef_methods: 64,
+    module_exec: None,
+    module_token_is_def: None,
+    tstate_native_thread_id: Some(160),
 };
 
 /// CPython 3.15 as its headers describe it (scripts/layout_probe.c on 3.15.2,
@@ -115,6 +118,9 @@ pub const PY315: Layout = Layout {
     // 3.15 has no md_def: this is md_token, which is the PyModuleDef only when
     // md_token_is_def is set. See `module315` for what the walker must check.
     module_def: module315::TOKEN,
+    module_exec: Some(module315::EXEC),
+    module_token_is_def: Some(module315::TOKEN_IS_DEF),
+    tstate_native_thread_id: Some(184),
     ..PY314
 };
 
@@ -130,12 +136,8 @@ pub const PY315: Layout = Layout {
 /// return ((PyModuleDef *)module->md_token)->m_methods != NULL;
 /// ```
 ///
-/// `Layout` has no fields for `md_exec` and `md_token_is_def` yet. With
-/// `module_def = TOKEN` alone, the walker's 3.9–3.14 rule is right for modules
-/// made from a `PyModuleDef` without an exec slot (`md_token_is_def` set,
-/// `md_exec` NULL) and for modules made in Python (`md_token` NULL), but wrong
-/// for a def with a `Py_mod_exec` slot and no methods (listed by the stdlib)
-/// and for PEP 793 slot-based modules (`md_token` is then not a `PyModuleDef`).
+/// The walker follows this rule through `Layout::module_exec` and
+/// `Layout::module_token_is_def`.
 pub mod module315 {
     /// `bool md_token_is_def`.
     pub const TOKEN_IS_DEF: usize = 48;
@@ -165,6 +167,7 @@ struct Words {
     tstate_interp: usize,
     tstate_current_frame: usize,
     tstate_thread_id: usize,
+    tstate_native_thread_id: usize,
     frame_size: usize,
     frame_previous: usize,
     frame_executable: usize,
@@ -214,6 +217,7 @@ const W314: Words = Words {
     tstate_interp: 25,
     tstate_current_frame: 26,
     tstate_thread_id: 27,
+    tstate_native_thread_id: 28,
     frame_size: 31,
     frame_previous: 32,
     frame_executable: 33,
@@ -263,6 +267,7 @@ const W315: Words = Words {
     tstate_interp: 25,
     tstate_current_frame: 26,
     tstate_thread_id: 30,
+    tstate_native_thread_id: 31,
     frame_size: 39,
     frame_previous: 40,
     frame_executable: 41,
@@ -419,6 +424,12 @@ fn decode(
             at.tstate_thread_id,
             8,
         )?,
+        tstate_native_thread_id: Some(field(
+            "thread_state.native_thread_id",
+            at.tstate_size,
+            at.tstate_native_thread_id,
+            8,
+        )?),
         tstate_frame: FramePath::Direct(field(
             "thread_state.current_frame",
             at.tstate_size,

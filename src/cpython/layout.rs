@@ -79,6 +79,9 @@ pub struct Layout {
     pub tstate_interp: usize,
     pub tstate_thread_id: usize,
     pub tstate_frame: FramePath,
+    /// `tstate->native_thread_id` (the kernel tid), for the thread name
+    /// printed from 3.14 on.
+    pub tstate_native_thread_id: Option<usize>,
     // PyInterpreterState
     pub interp_threads_head: usize,
     pub interp_gc_collecting: usize,
@@ -122,6 +125,11 @@ pub struct Layout {
     pub dict_keys_format: DictKeys,
     pub module_def: usize,
     pub moduledef_methods: usize,
+    /// 3.15: `md_exec` (a module with one is an extension) and
+    /// `md_token_is_def` (`module_def` then holds `md_token`, a def only when
+    /// this byte is set).
+    pub module_exec: Option<usize>,
+    pub module_token_is_def: Option<usize>,
 }
 
 /// Offsets shared by every supported version (stable since long before 3.9).
@@ -184,6 +192,9 @@ pub const PY39: Layout = Layout {
     dict_keys_format: DictKeys::Legacy,
     module_def: MODULE_DEF,
     moduledef_methods: MODULEDEF_METHODS,
+    module_exec: None,
+    module_token_is_def: None,
+    tstate_native_thread_id: None,
 };
 
 /// CPython 3.10 (scripts/layout-probe on 3.10.13).
@@ -278,6 +289,8 @@ pub fn table_for(minor: u8) -> Option<&'static Layout> {
         11 => Some(&PY311),
         12 => Some(&PY312),
         13 => Some(&PY313),
+        14 => Some(&super::debug_offsets::PY314),
+        15 => Some(&super::debug_offsets::PY315),
         _ => None,
     }
 }
@@ -560,13 +573,13 @@ mod tests {
 
     #[test]
     fn every_table_keeps_fields_apart() {
-        for minor in 9..=13 {
+        for minor in 9..=15 {
             let l = table_for(minor).unwrap();
             assert_eq!(l.minor, minor);
             assert_ne!(l.code_filename, l.code_name);
             assert_ne!(l.tstate_next, l.tstate_interp);
         }
         assert!(table_for(8).is_none());
-        assert!(table_for(14).is_none());
+        assert!(table_for(16).is_none());
     }
 }

@@ -6,6 +6,8 @@
 //! corrupt structure gives an error, never a hang. Everything here is
 //! async-signal-safe: no allocation, no locks, no panics.
 
+use core::cell::Cell;
+
 use super::layout::{DictKeys, FramePath, InstrPosition, Layout};
 use super::lines;
 use super::memory::{BadAddress, Memory};
@@ -71,7 +73,14 @@ pub struct Walker<'a, M: Memory> {
     pub mem: &'a M,
     pub layout: &'a Layout,
     pub types: KnownTypes,
+    /// Lines already decoded in this walk, by (code object, instruction
+    /// offset): deep recursion repeats the same few frames, and decoding a
+    /// line table is the walker's most expensive step.
+    lines: [Cell<(usize, i64, i32)>; LINE_CACHE],
 }
+
+/// Entries of the per-walk line cache (a power of two).
+const LINE_CACHE: usize = 16;
 
 /// An address that may be followed: non-NULL and aligned. Async-signal-safe.
 fn pointer(addr: usize) -> WalkResult<usize> {
@@ -85,7 +94,12 @@ fn pointer(addr: usize) -> WalkResult<usize> {
 impl<'a, M: Memory> Walker<'a, M> {
     /// Async-signal-safe.
     pub fn new(mem: &'a M, layout: &'a Layout, types: KnownTypes) -> Self {
-        Walker { mem, layout, types }
+        Walker {
+            mem,
+            layout,
+            types,
+            lines: [const { Cell::new((0, 0, 0)) }; LINE_CACHE],
+        }
     }
 
     /// Read a pointer field and check its shape (NULL is allowed and returned
@@ -117,6 +131,15 @@ impl<'a, M: Memory> Walker<'a, M> {
     pub fn thread_id(&self, tstate: usize) -> WalkResult<u64> {
         let addr = pointer(tstate)? + self.layout.tstate_thread_id;
         Ok(self.mem.read::<u64>(addr)?)
+    }
+
+    /// The kernel thread id of a thread state, where the version has it.
+    /// Async-signal-safe.
+    pub fn native_thread_id(&self, tstate: usize) -> WalkResult<Option<u64>> {
+        match self.layout.tstate_native_thread_id {
+            Some(offset) => Ok(Some(self.mem.read::<u64>(pointer(tstate)? + offset)?)),
+            None => Ok(None),
+        }
     }
 
     /// Whether the interpreter's garbage collector is running.
@@ -151,25 +174,18 @@ impl<'a, M: Memory> Walker<'a, M> {
         }
     }
 
-    /// The frame that called this one, skipping C-stack shim frames the way
-    /// the stdlib does; 0 at the outermost frame. Async-signal-safe.
+    /// The frame that called this one; 0 at the outermost frame.
+    /// Async-signal-safe.
     pub fn previous_frame(&self, frame: usize) -> WalkResult<usize> {
-        let mut prev = self.ptr_field(frame, self.layout.frame_previous)?;
-        // At most one shim frame sits between two Python frames; the bound
-        // keeps a corrupt chain of shims from looping.
-        for _ in 0..4 {
-            if prev == 0 || !self.is_shim(prev)? {
-                return Ok(prev);
-            }
-            prev = self.ptr_field(prev, self.layout.frame_previous)?;
-        }
-        Err(WalkError::Malformed(prev))
+        self.ptr_field(frame, self.layout.frame_previous)
     }
 
-    /// Whether a frame is a C-stack shim (entry) frame. Async-signal-safe.
-    fn is_shim(&self, frame: usize) -> WalkResult<bool> {
+    /// Whether a frame is one the stdlib does not print: a C-stack shim
+    /// (3.12, 3.13) or a frame owned by the interpreter (3.14+).
+    /// Async-signal-safe.
+    pub fn is_shim(&self, frame: usize) -> WalkResult<bool> {
         match (self.layout.frame_owner, self.layout.shim_owner) {
-            (Some(owner), Some(shim)) => Ok(self.mem.read::<u8>(frame + owner)? == shim),
+            (Some(owner), Some(shim)) => Ok(self.mem.read::<u8>(pointer(frame)? + owner)? == shim),
             _ => Ok(false),
         }
     }
@@ -221,7 +237,19 @@ impl<'a, M: Memory> Walker<'a, M> {
                 (instr as i64).wrapping_sub((code + code_adaptive) as i64)
             }
         };
-        let line = self.line_for(linetable, firstlineno, addr);
+        // The cache slot: a cheap mix of the code address and the offset.
+        let slot = self
+            .lines
+            .get(((code >> 4) ^ (addr as usize >> 1)) % LINE_CACHE)
+            .unwrap_or(&self.lines[0]);
+        let line = match slot.get() {
+            (c, a, line) if c == code && a == addr => line,
+            _ => {
+                let line = self.line_for(linetable, firstlineno, addr);
+                slot.set((code, addr, line));
+                line
+            }
+        };
         Ok(Frame {
             filename,
             name,
@@ -325,6 +353,18 @@ impl<'a, M: Memory> Walker<'a, M> {
         }
         if !is_module {
             return Ok(false);
+        }
+        // 3.15: a module with an exec function is an extension; md_token is
+        // a PyModuleDef only when md_token_is_def says so.
+        if let Some(exec) = self.layout.module_exec {
+            if self.mem.read_ptr(obj, exec)? != 0 {
+                return Ok(true);
+            }
+        }
+        if let Some(is_def) = self.layout.module_token_is_def {
+            if self.mem.read::<u8>(obj + is_def)? == 0 {
+                return Ok(false);
+            }
         }
         let def = self.ptr_field(obj, self.layout.module_def)?;
         if def == 0 {
