@@ -361,12 +361,14 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
         let mut count: u64 = 0;
         for item in items {
             let Ok((key, value)) = item else { break };
-            let Ok(Some(name)) = self.walker.str(key) else {
-                continue;
-            };
+            // The module first: most are not extensions, and their keys then
+            // need not be read at all.
             if self.walker.is_extension_module(value) != Ok(true) {
                 continue;
             }
+            let Ok(Some(name)) = self.walker.str(key) else {
+                continue;
+            };
             // Module names to compare are short ASCII; anything else is not a
             // stdlib name.
             let mut buf = [0u8; 128];

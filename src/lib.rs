@@ -558,8 +558,8 @@ fn unregister(
 ) -> PyResult<bool> {
     let has_kwargs = kwargs.is_some_and(|k| !k.is_empty());
     if has_kwargs && minor(py) >= 13 {
-        // 3.14 (only) names the module in this message.
-        return Err(PyTypeError::new_err(if minor(py) == 14 {
+        // 3.15 names the module in this message.
+        return Err(PyTypeError::new_err(if minor(py) >= 15 {
             "faulthandler.unregister() takes no keyword arguments"
         } else {
             "unregister() takes no keyword arguments"

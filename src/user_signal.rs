@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
-use crate::cpython::memory::LocalChecked;
+use crate::cpython::memory::{BlockCache, Cached, LocalChecked};
 use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
 use crate::signals::{self, SavedAction};
@@ -111,6 +111,10 @@ extern "C" fn on_user_signal(
     errno_set(saved_errno);
 }
 
+/// Blocks of interpreter memory read by a user-signal dump (one at a time:
+/// signals::DUMPING).
+static USER_CACHE: BlockCache = BlockCache::new();
+
 /// The dump of a user signal: no header; all threads or the receiving
 /// thread's stack. Async-signal-safe.
 fn dump(slot: &UserSignal) {
@@ -126,7 +130,11 @@ fn dump(slot: &UserSignal) {
     );
     // SAFETY: a TSS read (pthread_getspecific), as in the stdlib's handler.
     let current = unsafe { pyo3::ffi::PyGILState_GetThisThreadState() } as usize;
-    let mem = LocalChecked::new();
+    USER_CACHE.clear();
+    let mem = Cached {
+        inner: LocalChecked::new(),
+        cache: &USER_CACHE,
+    };
     let walker = Walker::new(&mem, &target.layout, target.types);
     let mut d = Dumper {
         walker: &walker,

@@ -158,9 +158,10 @@ CHAIN = """
 
 CRASHERS = {
     "sigsegv": ("faulthandler._sigsegv()", SEGV),
-    "read_null": ("faulthandler._read_null()", SEGV),
     "sigabrt": ("faulthandler._sigabrt()", ABRT),
 }
+if hasattr(__import__("faulthandler"), "_read_null"):  # removed in 3.15
+    CRASHERS["read_null"] = ("faulthandler._read_null()", SEGV)
 
 
 def chain_check(frames_before_marker, status=SEGV):
@@ -513,6 +514,7 @@ CHURN = """
 """
 
 LINE_GRAMMAR = re.compile(
+    r"Current thread's C stack trace \(most recent call first\):|  Binary file .*|  <truncated rest of calls>|"
     r'Fatal Python error: Segmentation fault|(Current thread|Thread) 0x[0-9a-f]{16}( \[.*\])? \(most recent call first\):'
     r'|  File (".*"|\?\?\?), line (\d+|\?\?\?) in .*|  <invalid frame>|<invalid thread state>|\.\.\.|  \.\.\.'
     r'|\s*<no Python frame>|  Garbage-collecting|Extension modules: .*|'

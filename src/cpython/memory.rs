@@ -14,7 +14,9 @@
 
 #![allow(unsafe_code)]
 
+use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// An address that could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +162,117 @@ impl Memory for LocalChecked {
     }
 }
 
+/// Bytes per cached block: a page (blocks are aligned, so a block is mapped
+/// whole or not at all).
+const BLOCK: usize = 4096;
+/// Blocks per cache: 64 KiB, enough for the frames, code objects and strings
+/// of a deep dump, which sit close together.
+const BLOCKS: usize = 16;
+
+/// Storage for a [`Cached`] reader: blocks of interpreter memory copied by
+/// one system call each. A dump reads the same few blocks over and over (a
+/// frame's fields, a code object's, a string's header and data): the checked
+/// reader costs a system call per read, the cache one per block.
+///
+/// // # Internal workings
+///
+/// The storage is a static of the code path that uses it (the fatal handler,
+/// the user-signal handler) or owned by one thread (the watchdog); each path
+/// already lets only one dump run at a time (its re-entrancy flag), which is
+/// what makes the unsynchronised block copies sound. Tags are atomics only to
+/// make the type `Sync`; Relaxed ordering suffices under that exclusion.
+pub struct BlockCache {
+    blocks: UnsafeCell<[[u8; BLOCK]; BLOCKS]>,
+    tags: [AtomicUsize; BLOCKS],
+    next: AtomicUsize,
+}
+
+// SAFETY: only one dump at a time uses a given BlockCache (see above).
+unsafe impl Sync for BlockCache {}
+
+impl BlockCache {
+    pub const fn new() -> Self {
+        BlockCache {
+            blocks: UnsafeCell::new([[0; BLOCK]; BLOCKS]),
+            tags: [const { AtomicUsize::new(0) }; BLOCKS],
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Forget every block: memory may have changed since the last dump.
+    /// Async-signal-safe.
+    pub fn clear(&self) {
+        for tag in &self.tags {
+            tag.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for BlockCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A reader that serves reads from whole blocks read through `inner`.
+pub struct Cached<'c, M: Memory> {
+    pub inner: M,
+    pub cache: &'c BlockCache,
+}
+
+impl<M: Memory> Cached<'_, M> {
+    /// The index of the cached copy of the block at `base`, reading it if
+    /// needed. Async-signal-safe.
+    fn block(&self, base: usize) -> Result<usize, BadAddress> {
+        if let Some(i) = self
+            .cache
+            .tags
+            .iter()
+            .position(|t| t.load(Ordering::Relaxed) == base)
+        {
+            return Ok(i);
+        }
+        let i = self.cache.next.fetch_add(1, Ordering::Relaxed) % BLOCKS;
+        self.cache.tags[i].store(0, Ordering::Relaxed);
+        // SAFETY: exclusive use of the cache during one dump (see BlockCache);
+        // no reference to block `i` is alive (its tag was cleared).
+        let block = unsafe { &mut (*self.cache.blocks.get())[i] };
+        self.inner.read_bytes(base, block)?;
+        self.cache.tags[i].store(base, Ordering::Relaxed);
+        Ok(i)
+    }
+}
+
+impl<M: Memory> Memory for Cached<'_, M> {
+    /// Async-signal-safe.
+    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        plausible(addr, dst.len())?;
+        let mut done = 0;
+        while done < dst.len() {
+            let at = addr + done;
+            let base = at & !(BLOCK - 1);
+            let offset = at - base;
+            let take = (BLOCK - offset).min(dst.len() - done);
+            let i = match self.block(base) {
+                Ok(i) => i,
+                // A block that cannot be read whole (never for an aligned
+                // page, but cheap to handle): read the range itself.
+                Err(_) => return self.inner.read_bytes(addr, dst),
+            };
+            // SAFETY: as in `block`: the cache is ours for this dump.
+            let block = unsafe { &(*self.cache.blocks.get())[i] };
+            if let (Some(out), Some(src)) = (
+                dst.get_mut(done..done + take),
+                block.get(offset..offset + take),
+            ) {
+                out.copy_from_slice(src);
+            }
+            done += take;
+        }
+        Ok(())
+    }
+}
+
 /// Which local reader the signal paths use; chosen once, at enable time.
 #[derive(Clone, Copy)]
 pub enum SignalReader {
@@ -204,6 +317,26 @@ mod tests {
         assert!(m.read::<u64>(8).is_err());
         // An address that is plausible but unmapped: the top of user space.
         assert!(m.read::<u64>((1usize << 47) - 4096).is_err());
+    }
+
+    #[test]
+    fn cached_reader_reads_across_blocks() {
+        static CACHE: BlockCache = BlockCache::new();
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let m = Cached {
+            inner: LocalChecked::new(),
+            cache: &CACHE,
+        };
+        let mut out = vec![0u8; 3000];
+        m.read_bytes(data.as_ptr() as usize + 700, &mut out)
+            .unwrap();
+        assert_eq!(&out[..], &data[700..3700]);
+        // Served again from the cache.
+        m.read_bytes(data.as_ptr() as usize + 701, &mut out[..10])
+            .unwrap();
+        assert_eq!(&out[..10], &data[701..711]);
+        assert!(m.read::<u64>(8).is_err());
+        CACHE.clear();
     }
 
     #[test]
