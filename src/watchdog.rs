@@ -35,7 +35,8 @@ use crate::writer::{FdSink, FlushPolicy, Sink, SliceSink, Writer};
 
 /// What is armed.
 struct Plan {
-    /// Our own duplicate of the caller's fd, closed on cancel/re-arm.
+    /// The caller's fd, used as the stdlib uses it: the binding layer keeps
+    /// the file object alive while armed. A dump works on its own duplicate.
     fd: i32,
     timeout_us: u64,
     /// CLOCK_MONOTONIC nanoseconds; `u64::MAX` once a one-shot plan fired.
@@ -174,9 +175,7 @@ extern "C" fn after_fork_child() {
     // disarmed, with fresh pthread objects.
     unsafe {
         let state = &mut *SHARED.state.get();
-        if let Some(plan) = state.plan.take() {
-            libc::close(plan.fd);
-        }
+        state.plan = None;
         state.thread_alive = false;
         state.dumping = false;
         state.sleeping_until = 0;
@@ -203,7 +202,7 @@ fn now_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// Arm (or re-arm) the watchdog. `fd` is duplicated; the caller keeps its own.
+/// Arm (or re-arm) the watchdog. The caller keeps `fd` open while armed.
 /// Never waits for a dump in progress.
 pub fn arm(
     fd: i32,
@@ -214,17 +213,12 @@ pub fn arm(
     interp: usize,
 ) -> std::io::Result<()> {
     init();
-    // SAFETY: dup of a caller-provided fd; the result is checked.
-    let own = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if own < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
     let guard = Guard::lock();
     let state = guard.state();
     state.generation += 1;
     let deadline_ns = now_ns().saturating_add(timeout_us.saturating_mul(1000));
-    let old = state.plan.replace(Plan {
-        fd: own,
+    state.plan = Some(Plan {
+        fd,
         timeout_us,
         deadline_ns,
         repeat,
@@ -233,11 +227,6 @@ pub fn arm(
         max_threads,
         generation: state.generation,
     });
-    if let Some(old) = old {
-        // SAFETY: the plan owned this duplicate; a dump in progress uses its
-        // own duplicate, not this one.
-        unsafe { libc::close(old.fd) };
-    }
     if !state.thread_alive || state.dumping {
         // No thread, or the thread is (maybe) stuck in a dump: start a new one;
         // an old one exits when its dump returns and it sees the new epoch.
@@ -253,10 +242,7 @@ pub fn arm(
                 state.dumping = false;
             }
             Err(e) => {
-                if let Some(plan) = state.plan.take() {
-                    // SAFETY: the duplicate created above, owned by the plan.
-                    unsafe { libc::close(plan.fd) };
-                }
+                state.plan = None;
                 return Err(e);
             }
         }
@@ -271,10 +257,8 @@ pub fn cancel() {
     init();
     let guard = Guard::lock();
     let state = guard.state();
-    if let Some(plan) = state.plan.take() {
+    if state.plan.take().is_some() {
         state.generation += 1;
-        // SAFETY: the plan's own duplicate; dumps use their own.
-        unsafe { libc::close(plan.fd) };
     }
     // No wake-up: the watchdog finds no plan at its deadline and sleeps on.
 }
@@ -300,7 +284,10 @@ fn watchdog_main(epoch: u64) {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     // Allocated here, once per thread, never on the fire path.
     let mut buffer = vec![0u8; DUMP_BUFFER_BYTES];
-    let cache = Box::new(BlockCache::new());
+    // Made on the heap directly: 256 KiB would not fit this thread's stack.
+    // SAFETY: all-zero bytes are a valid BlockCache (empty tags, zeroed
+    // blocks, counter 0), which is what BlockCache::new() builds.
+    let cache: Box<BlockCache> = unsafe { Box::<BlockCache>::new_zeroed().assume_init() };
     loop {
         let Some(job) = wait_for_job(&Guard::lock(), epoch) else {
             return;

@@ -165,9 +165,9 @@ impl Memory for LocalChecked {
 /// Bytes per cached block: a page (blocks are aligned, so a block is mapped
 /// whole or not at all).
 const BLOCK: usize = 4096;
-/// Blocks per cache: 64 KiB, enough for the frames, code objects and strings
-/// of a deep dump, which sit close together.
-const BLOCKS: usize = 16;
+/// Blocks per cache: 256 KiB (untouched pages cost nothing), enough for the
+/// frames, code objects, strings and module objects of a deep dump.
+const BLOCKS: usize = 64;
 
 /// Storage for a [`Cached`] reader: blocks of interpreter memory copied by
 /// one system call each. A dump reads the same few blocks over and over (a

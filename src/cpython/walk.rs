@@ -84,7 +84,7 @@ const LINE_CACHE: usize = 16;
 
 /// An address that may be followed: non-NULL and aligned. Async-signal-safe.
 fn pointer(addr: usize) -> WalkResult<usize> {
-    if addr % POINTER_ALIGN != 0 {
+    if !addr.is_multiple_of(POINTER_ALIGN) {
         Err(WalkError::Malformed(addr))
     } else {
         Ok(addr)
@@ -356,15 +356,15 @@ impl<'a, M: Memory> Walker<'a, M> {
         }
         // 3.15: a module with an exec function is an extension; md_token is
         // a PyModuleDef only when md_token_is_def says so.
-        if let Some(exec) = self.layout.module_exec {
-            if self.mem.read_ptr(obj, exec)? != 0 {
-                return Ok(true);
-            }
+        if let Some(exec) = self.layout.module_exec
+            && self.mem.read_ptr(obj, exec)? != 0
+        {
+            return Ok(true);
         }
-        if let Some(is_def) = self.layout.module_token_is_def {
-            if self.mem.read::<u8>(obj + is_def)? == 0 {
-                return Ok(false);
-            }
+        if let Some(is_def) = self.layout.module_token_is_def
+            && self.mem.read::<u8>(obj + is_def)? == 0
+        {
+            return Ok(false);
         }
         let def = self.ptr_field(obj, self.layout.module_def)?;
         if def == 0 {
