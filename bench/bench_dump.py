@@ -33,7 +33,7 @@ process state:
   ``lastwords._lastwords._rehearse_fatal_report(fd)`` writes exactly what the
   SIGSEGV handler would (``Fatal Python error: Segmentation fault``, all
   threads, the extension-module list) through the same checked reader
-  (process_vm_readv) and with one write(2) per line, but called from Python,
+  (process_vm_readv) and writing as the handler writes (4 KiB pieces with checked reads), but called from Python,
   without a signal. ``lastwords.enable(<fd on /dev/null>, all_threads=...)``
   is called once before the threads start (it picks the reader) and
   ``disable()`` after. The stdlib has no such entry point; its fatal handler
@@ -115,7 +115,7 @@ def comparison(args):
             "stdlib": f"faulthandler.dump_traceback(fd, {scope}) (what the stdlib's fatal handler writes after its header)",
             "lastwords": (
                 "lastwords._lastwords._rehearse_fatal_report(fd): the fatal (SIGSEGV) report, header + threads"
-                f" + extension modules, checked reads, one write(2) per line; enable(all_threads={args.all_threads})"
+                f" + extension modules, checked reads through the page cache, written as the handler writes; enable(all_threads={args.all_threads})"
             ),
         }
     return {

@@ -759,7 +759,10 @@ case(
 )
 
 FLOOD = """
-    import os, signal, subprocess, sys, threading, time
+    import os, signal, subprocess, sys, threading, time, warnings
+    # Debug builds warn about the flooders still running at the crash; the
+    # report is what is checked, line by line.
+    warnings.simplefilter("ignore", ResourceWarning)
     hold = threading.Lock()
     hold.acquire()
     t = threading.Thread(target=hold.acquire, daemon=True)

@@ -31,7 +31,7 @@
 //! refused.
 
 use super::layout::{
-    DebugOffsetsError, DictKeys, FramePath, HeadLockKind, InstrPosition, Layout, LineTable,
+    COMPACT_KEYS, DebugOffsetsError, FramePath, HeadLockKind, InstrPosition, Layout, LineTable,
 };
 
 /// Number of u64 words of the 3.14 `_Py_DebugOffsets` (its whole size).
@@ -43,14 +43,6 @@ pub const DEBUG_OFFSETS_315_WORDS: usize = 111;
 /// `PyObject` of a build without `Py_TRACE_REFS`: `ob_refcnt`, `ob_type`.
 const PYOBJECT_SIZE: u64 = 16;
 const PYOBJECT_OB_TYPE: u64 = 8;
-
-/// The dict keys object of 3.14 and 3.15 (unchanged since 3.11).
-const COMPACT_KEYS: DictKeys = DictKeys::Compact {
-    log2_index_bytes: 9,
-    kind: 10,
-    nentries: 24,
-    indices: 32,
-};
 
 /// CPython 3.14 as its headers describe it (scripts/layout_probe.c on 3.14.10,
 /// release and debug builds). At run time the interpreter's `_Py_DebugOffsets`
@@ -97,6 +89,7 @@ pub const PY314: Layout = Layout {
     unicode_ascii_bit: 6,
     dict_keys: 32,
     dict_values: 40,
+    // The dict keys object is unchanged since 3.11.
     dict_keys_format: COMPACT_KEYS,
     module_def: 24,
     moduledef_methods: 64,

@@ -142,7 +142,8 @@ const MODULE_DEF: usize = 24;
 const MODULEDEF_METHODS: usize = 64;
 const DICT_KEYS: usize = 32;
 const DICT_VALUES: usize = 40;
-const COMPACT_KEYS: DictKeys = DictKeys::Compact {
+/// The dict keys object from 3.11 on.
+pub(crate) const COMPACT_KEYS: DictKeys = DictKeys::Compact {
     log2_index_bytes: 9,
     kind: 10,
     nentries: 24,
