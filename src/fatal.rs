@@ -20,7 +20,7 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::cpython::memory::{
-    BlockCache, Cached, LocalChecked, LocalUnchecked, Memory, SignalReader,
+    BlockCache, Cached, LocalChecked, LocalUnchecked, Memory, checked_reads_available,
 };
 use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
@@ -94,10 +94,7 @@ pub fn enable(options: &Options) -> std::io::Result<()> {
     C_STACK.store(options.c_stack, Ordering::Release);
     MAX_THREADS.store(options.max_threads, Ordering::Release);
     INTERP.store(options.interp, Ordering::Release);
-    USE_CHECKED_READS.store(
-        matches!(SignalReader::choose(), SignalReader::Checked(_)),
-        Ordering::Release,
-    );
+    USE_CHECKED_READS.store(checked_reads_available(), Ordering::Release);
     if options.c_stack {
         // Symbol tables are read now: the handler only looks them up.
         native::prepare()?;

@@ -2228,7 +2228,7 @@ pub fn capture(context: *mut libc::c_void, frames: &mut [usize]) -> usize {
     capture_with(&LocalChecked::new(), context, frames)
 }
 
-/// [`capture`] with a chosen reader (the fatal handler's `SignalReader`, which
+/// [`capture`] with a chosen reader (the fatal handler's reader, which
 /// falls back to plain loads where seccomp refuses `process_vm_readv`). With
 /// a null context the first frame is the caller of `capture_with`.
 ///

@@ -698,8 +698,6 @@ case(
 
 # -- user signals (register() exists in the installed build) ------------------------
 
-HAS_REGISTER = hasattr(__import__("lastwords"), "register")
-NO_REGISTER = None if HAS_REGISTER else "register() does not exist in lastwords yet (README: issue 4)"
 
 
 def check_user_dump_in_progress(ctx):
@@ -755,7 +753,6 @@ case(
         crash()                                         # @call
     """,
     check=check_user_dump_in_progress,
-    skip=NO_REGISTER,
 )
 
 FLOOD = """
@@ -832,7 +829,6 @@ case(
     check=check_flood,
     complete=flood_complete,
     repeat=3,
-    skip=NO_REGISTER,
 )
 case(
     id="user-signal-flood-chain",
@@ -841,7 +837,6 @@ case(
     check=check_flood,
     complete=flood_complete,
     repeat=6,
-    skip=NO_REGISTER,
 )
 
 

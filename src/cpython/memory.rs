@@ -273,34 +273,12 @@ impl<M: Memory> Memory for Cached<'_, M> {
     }
 }
 
-/// Which local reader the signal paths use; chosen once, at enable time.
-#[derive(Clone, Copy)]
-pub enum SignalReader {
-    Checked(LocalChecked),
-    /// `process_vm_readv` is refused here (seccomp); fall back to plain loads.
-    Unchecked(LocalUnchecked),
-}
-
-impl SignalReader {
-    /// Pick the checked reader where the kernel allows it.
-    pub fn choose() -> Self {
-        let checked = LocalChecked::new();
-        if std::env::var_os("LASTWORDS_FORCE_UNCHECKED_READS").is_none() && checked.works() {
-            SignalReader::Checked(checked)
-        } else {
-            SignalReader::Unchecked(LocalUnchecked)
-        }
-    }
-}
-
-impl Memory for SignalReader {
-    /// Async-signal-safe.
-    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
-        match self {
-            SignalReader::Checked(m) => m.read_bytes(addr, dst),
-            SignalReader::Unchecked(m) => m.read_bytes(addr, dst),
-        }
-    }
+/// Whether the signal paths can use checked reads: `process_vm_readv` works
+/// on this process (seccomp profiles sometimes refuse it), and the user has
+/// not forced plain loads (`LASTWORDS_FORCE_UNCHECKED_READS`, for tests).
+/// Decided at enable time.
+pub fn checked_reads_available() -> bool {
+    std::env::var_os("LASTWORDS_FORCE_UNCHECKED_READS").is_none() && LocalChecked::new().works()
 }
 
 #[cfg(test)]
