@@ -20,7 +20,7 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::cpython::memory::{
-    BlockCache, Cached, LocalChecked, LocalUnchecked, Memory, checked_reads_available,
+    BlockCache, Cached, LocalUnchecked, Memory, PipeSlot, SafeLocal, choose_read_method,
 };
 use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
@@ -68,7 +68,6 @@ static FATAL_DUMPING: AtomicBool = AtomicBool::new(false);
 static REPORTING_TID: AtomicI32 = AtomicI32::new(0);
 static REPORTING_SIGNUM: AtomicI32 = AtomicI32::new(0);
 static INTERP: AtomicUsize = AtomicUsize::new(0);
-static USE_CHECKED_READS: AtomicBool = AtomicBool::new(true);
 
 /// Whether the fatal handlers are installed.
 pub fn is_enabled() -> bool {
@@ -94,7 +93,7 @@ pub fn enable(options: &Options) -> std::io::Result<()> {
     C_STACK.store(options.c_stack, Ordering::Release);
     MAX_THREADS.store(options.max_threads, Ordering::Release);
     INTERP.store(options.interp, Ordering::Release);
-    USE_CHECKED_READS.store(checked_reads_available(), Ordering::Release);
+    choose_read_method();
     if options.c_stack {
         // Symbol tables are read now: the handler only looks them up.
         native::prepare()?;
@@ -167,7 +166,7 @@ extern "C" fn on_fatal_signal(
     restore_previous(index);
     let already_reported = signum == libc::SIGABRT
         && pyfatal::interrupted_sp(context)
-            .is_some_and(|sp| pyfatal::in_progress(&LocalChecked::new(), sp));
+            .is_some_and(|sp| pyfatal::in_progress(&SafeLocal::new(&SCAN_PIPE), sp));
     if let (Some(target), false) = (target::get(), already_reported) {
         report(target, signum, context, FD.load(Ordering::Acquire));
     }
@@ -195,16 +194,23 @@ fn die_of(signum: libc::c_int) -> ! {
 /// Blocks of interpreter memory read by the fatal report (one report at a
 /// time: FATAL_DUMPING).
 static FATAL_CACHE: BlockCache = BlockCache::new();
+/// The pipes of the pipe read method: the report's, and the Py_FatalError
+/// scan's (which runs before the report takes FATAL_DUMPING).
+static FATAL_PIPE: PipeSlot = PipeSlot::new();
+static SCAN_PIPE: PipeSlot = PipeSlot::new();
 
 /// Write the fatal report: header, threads, C stack (3.14+), extension
 /// modules.
 ///
 /// Async-signal-safe.
 fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_void, fd: i32) {
+    // getpid() (process_vm_readv) and the pipe are taken now, not at enable
+    // time: after fork() the child must read itself.
+    let mem = SafeLocal::new(&FATAL_PIPE);
     // With checked reads no second fault can cut the report short, so it is
-    // written in 4 KiB pieces; with plain loads (where process_vm_readv is
-    // refused) every line is written as soon as it is complete.
-    let checked = USE_CHECKED_READS.load(Ordering::Acquire);
+    // written in 4 KiB pieces; with plain loads (where no checked method
+    // works) every line is written as soon as it is complete.
+    let checked = !mem.is_plain();
     let policy = if checked {
         FlushPolicy::WhenFull
     } else {
@@ -226,10 +232,8 @@ fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_vo
     REPORTING_SIGNUM.store(signum, Ordering::Release);
     if checked {
         FATAL_CACHE.clear();
-        // getpid() here rather than at enable time: after fork() the checked
-        // reader must read the child.
         let mem = Cached {
-            inner: LocalChecked::new(),
+            inner: mem,
             cache: &FATAL_CACHE,
         };
         report_body(&mem, target, context, &mut out);

@@ -463,6 +463,7 @@ fn dump_traceback_later(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    cpython::memory::choose_read_method();
     watchdog::arm(fd, timeout_us, repeat, exit, max_threads, interp).map_err(os_error)?;
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
@@ -537,6 +538,7 @@ fn register(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut files = USER_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    cpython::memory::choose_read_method();
     user_signal::register(signum, fd, all_threads, chain, max_threads, interp).map_err(os_error)?;
     let old = take_user_file(&mut files, signum);
     if let Some(keep) = keep {

@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
-use crate::cpython::memory::{BlockCache, Cached, LocalChecked};
+use crate::cpython::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
 use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
 use crate::signals::{self, SavedAction};
@@ -114,6 +114,7 @@ extern "C" fn on_user_signal(
 /// Blocks of interpreter memory read by a user-signal dump (one at a time:
 /// signals::DUMPING).
 static USER_CACHE: BlockCache = BlockCache::new();
+static USER_PIPE: PipeSlot = PipeSlot::new();
 
 /// The dump of a user signal: no header; all threads or the receiving
 /// thread's stack. Async-signal-safe.
@@ -132,7 +133,7 @@ fn dump(slot: &UserSignal) {
     let current = unsafe { pyo3::ffi::PyGILState_GetThisThreadState() } as usize;
     USER_CACHE.clear();
     let mem = Cached {
-        inner: LocalChecked::new(),
+        inner: SafeLocal::new(&USER_PIPE),
         cache: &USER_CACHE,
     };
     let walker = Walker::new(&mem, &target.layout, target.types);

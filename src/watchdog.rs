@@ -27,7 +27,7 @@
 use core::cell::UnsafeCell;
 use std::sync::Once;
 
-use crate::cpython::memory::{BlockCache, Cached, LocalChecked};
+use crate::cpython::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
 use crate::cpython::walk::Walker;
 use crate::dump::Dumper;
 use crate::target;
@@ -288,11 +288,13 @@ fn watchdog_main(epoch: u64) {
     // SAFETY: all-zero bytes are a valid BlockCache (empty tags, zeroed
     // blocks, counter 0), which is what BlockCache::new() builds.
     let cache: Box<BlockCache> = unsafe { Box::<BlockCache>::new_zeroed().assume_init() };
+    // This thread's pipe, for the pipe read method.
+    let pipe = PipeSlot::new();
     loop {
         let Some(job) = wait_for_job(&Guard::lock(), epoch) else {
             return;
         };
-        let ok = job.fd >= 0 && dump_timeout(&job, &mut buffer, &cache);
+        let ok = job.fd >= 0 && dump_timeout(&job, &mut buffer, &cache, &pipe);
         if job.fd >= 0 {
             // SAFETY: our own duplicate, used only by this dump.
             unsafe { libc::close(job.fd) };
@@ -391,13 +393,13 @@ const TRUNCATED: &[u8] = b"<dump truncated: more than 1 MiB>\n";
 /// released before the bytes are written, so a slow or full fd never holds up
 /// thread creation. No allocation; the only lock is HEAD_LOCK, taken with a
 /// time limit (without it, the walk relies on checked reads and validation).
-fn dump_timeout(job: &Job, buffer: &mut [u8], cache: &BlockCache) -> bool {
+fn dump_timeout(job: &Job, buffer: &mut [u8], cache: &BlockCache, pipe: &PipeSlot) -> bool {
     let Some(target) = target::get() else {
         return false;
     };
     cache.clear();
     let mem = Cached {
-        inner: LocalChecked::new(),
+        inner: SafeLocal::new(pipe),
         cache,
     };
     let walker = Walker::new(&mem, &target.layout, target.types);

@@ -290,3 +290,19 @@ def test_unknown_layout_refuses_at_enable(tmp_path):
         assert line.startswith(f"RuntimeError: lastwords cannot dump tracebacks on cpython {version}")
         assert "memory layout is not known" in line
     assert lines[2] == "enabled: False"
+
+
+@pytest.mark.parametrize("reader", ["pipe", "plain", "vm_readv"])
+def test_every_read_method_gives_the_same_report(reader, tmp_path):
+    """process_vm_readv, the pipe probe (where seccomp refuses it) and plain
+    loads all produce the stdlib's report."""
+    code = """
+        park_threads([1, 3])
+        def crash():
+            faulthandler._sigsegv()
+        faulthandler.enable()
+        crash()
+    """
+    stdlib, lastwords = run_both(code, tmp_path, prelude=PARKING, env={"LASTWORDS_READER": reader})
+    assert_same(stdlib, lastwords)
+    assert lastwords.returncode == -signal.SIGSEGV

@@ -192,6 +192,14 @@ for crash, (_, status) in CRASHERS.items():
     )
 
 chain_case(
+    "previous-unmapped-pipe-reader",
+    "`previous` of a middle frame → unmapped address, with the pipe reader (the seccomp fallback)",
+    "corrupt.set_previous(corrupt.find_frame(b.__code__), corrupt.unmapped())",
+    chain_check(2),
+    lastwords_env={"LASTWORDS_READER": "pipe"},
+)
+
+chain_case(
     "previous-garbage-bytes",
     "`previous` → readable garbage (0x41 bytes)",
     "corrupt.set_previous(corrupt.find_frame(b.__code__), corrupt.garbage(0x41))",
@@ -285,6 +293,16 @@ filename_case(
     "co_filename → unmapped address",
     "f.__code__ = f.__code__.replace(); corrupt.set_filename(f.__code__, corrupt.unmapped())",
     filename_check(lambda ctx: "???"),
+)
+# The second checked method, used where seccomp refuses process_vm_readv:
+# forced here, on the cases where a plain load would fault.
+PIPE_READER = {"LASTWORDS_READER": "pipe"}
+filename_case(
+    "filename-unmapped-pipe-reader",
+    "co_filename → unmapped address, with the pipe reader (the seccomp fallback)",
+    "f.__code__ = f.__code__.replace(); corrupt.set_filename(f.__code__, corrupt.unmapped())",
+    filename_check(lambda ctx: "???"),
+    lastwords_env=PIPE_READER,
 )
 filename_case(
     "filename-freed",

@@ -16,7 +16,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 /// An address that could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,12 +273,197 @@ impl<M: Memory> Memory for Cached<'_, M> {
     }
 }
 
-/// Whether the signal paths can use checked reads: `process_vm_readv` works
-/// on this process (seccomp profiles sometimes refuse it), and the user has
-/// not forced plain loads (`LASTWORDS_FORCE_UNCHECKED_READS`, for tests).
-/// Decided at enable time.
-pub fn checked_reads_available() -> bool {
-    std::env::var_os("LASTWORDS_FORCE_UNCHECKED_READS").is_none() && LocalChecked::new().works()
+/// How the signal paths read this process. Chosen at enable time by
+/// [`choose_read_method`]; read in handlers with [`read_method`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMethod {
+    /// `process_vm_readv` on the own pid.
+    VmReadv,
+    /// Where seccomp refuses `process_vm_readv`: `write(2)` the memory into a
+    /// pipe (the kernel answers EFAULT for an unreadable address instead of
+    /// faulting) and read it back.
+    Pipe,
+    /// Neither works: plain loads (a corrupt pointer can then fault again).
+    Plain,
+}
+
+static READ_METHOD: AtomicU8 = AtomicU8::new(0);
+
+/// Probe what works here and remember it. `LASTWORDS_READER=vm_readv|pipe|plain`
+/// forces a method (for tests; `LASTWORDS_FORCE_UNCHECKED_READS=1` = plain).
+pub fn choose_read_method() -> ReadMethod {
+    let forced = std::env::var("LASTWORDS_READER").ok();
+    let method = match forced.as_deref() {
+        Some("vm_readv") => ReadMethod::VmReadv,
+        Some("pipe") => ReadMethod::Pipe,
+        Some("plain") => ReadMethod::Plain,
+        _ if std::env::var_os("LASTWORDS_FORCE_UNCHECKED_READS").is_some() => ReadMethod::Plain,
+        _ if LocalChecked::new().works() => ReadMethod::VmReadv,
+        _ if PipeSlot::new().probe().is_some_and(|p| p.works()) => ReadMethod::Pipe,
+        _ => ReadMethod::Plain,
+    };
+    READ_METHOD.store(method as u8, Ordering::Release);
+    method
+}
+
+/// The method chosen at enable time. Async-signal-safe.
+pub fn read_method() -> ReadMethod {
+    match READ_METHOD.load(Ordering::Acquire) {
+        0 => ReadMethod::VmReadv,
+        1 => ReadMethod::Pipe,
+        _ => ReadMethod::Plain,
+    }
+}
+
+/// A pipe for [`PipeProbe`] reads, one per code path that may dump (two
+/// dumps must not share one). Created on first use, and again in a forked
+/// child (which must not share its parent's). `pipe2` is async-signal-safe.
+pub struct PipeSlot {
+    read_end: AtomicI32,
+    write_end: AtomicI32,
+    pid: AtomicI32,
+}
+
+impl PipeSlot {
+    pub const fn new() -> Self {
+        PipeSlot {
+            read_end: AtomicI32::new(-1),
+            write_end: AtomicI32::new(-1),
+            pid: AtomicI32::new(0),
+        }
+    }
+
+    /// The pipe of this process, made if needed. Async-signal-safe.
+    pub fn probe(&self) -> Option<PipeProbe> {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        if self.pid.load(Ordering::Acquire) != pid {
+            let mut fds = [-1; 2];
+            // SAFETY: a valid two-int array for pipe2.
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+                return None;
+            }
+            self.read_end.store(fds[0], Ordering::Release);
+            self.write_end.store(fds[1], Ordering::Release);
+            self.pid.store(pid, Ordering::Release);
+        }
+        Some(PipeProbe {
+            read_end: self.read_end.load(Ordering::Acquire),
+            write_end: self.write_end.load(Ordering::Acquire),
+        })
+    }
+}
+
+impl Default for PipeSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PipeSlot {
+    /// Only slots owned by a thread (the watchdog's) are ever dropped.
+    fn drop(&mut self) {
+        // SAFETY: getpid has no preconditions; the fds were opened by this
+        // slot in this process and nothing else closes them.
+        unsafe {
+            if self.pid.load(Ordering::Acquire) == libc::getpid() {
+                libc::close(self.read_end.load(Ordering::Acquire));
+                libc::close(self.write_end.load(Ordering::Acquire));
+            }
+        }
+    }
+}
+
+/// Checked reads through a pipe: `write(2)` copies from our own address
+/// space in the kernel, which reports EFAULT for an unreadable address.
+#[derive(Clone, Copy)]
+pub struct PipeProbe {
+    read_end: i32,
+    write_end: i32,
+}
+
+impl PipeProbe {
+    fn works(&self) -> bool {
+        let probe: u64 = 0x6c61_7374_776f_7264;
+        let mut out = [0u8; 8];
+        self.read_bytes(&probe as *const u64 as usize, &mut out)
+            .is_ok()
+            && u64::from_ne_bytes(out) == probe
+            && self.read_bytes((1usize << 47) - 4096, &mut out).is_err()
+    }
+}
+
+impl Memory for PipeProbe {
+    /// Async-signal-safe.
+    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        plausible(addr, dst.len())?;
+        let saved = crate::writer::errno_get();
+        // PIPE_BUF bytes at a time: such a write is all or nothing, and it
+        // always fits the (empty) pipe.
+        let mut result = Ok(());
+        for (i, chunk) in dst.chunks_mut(4096).enumerate() {
+            let from = addr + i * 4096;
+            // SAFETY: write(2) reads `chunk.len()` bytes at `from` inside the
+            // kernel and returns EFAULT if they are not readable.
+            let written =
+                unsafe { libc::write(self.write_end, from as *const libc::c_void, chunk.len()) };
+            let written = usize::try_from(written).unwrap_or(0);
+            let mut got = 0;
+            while got < written {
+                let rest = chunk.get_mut(got..written).unwrap_or(&mut []);
+                // SAFETY: reading into our own buffer what we just wrote.
+                let n = unsafe { libc::read(self.read_end, rest.as_mut_ptr().cast(), rest.len()) };
+                match usize::try_from(n) {
+                    Ok(n) if n > 0 => got += n,
+                    _ => break,
+                }
+            }
+            if written != chunk.len() || got != written {
+                result = Err(BadAddress(from));
+                break;
+            }
+        }
+        crate::writer::errno_set(saved);
+        result
+    }
+}
+
+/// A reader of this process by the method chosen at enable time.
+pub enum SafeLocal {
+    VmReadv(LocalChecked),
+    Pipe(PipeProbe),
+    Plain(LocalUnchecked),
+}
+
+impl SafeLocal {
+    /// The reader of the chosen method; `pipe` is the calling path's own
+    /// pipe. Async-signal-safe.
+    pub fn new(pipe: &PipeSlot) -> Self {
+        match read_method() {
+            ReadMethod::VmReadv => SafeLocal::VmReadv(LocalChecked::new()),
+            ReadMethod::Pipe => match pipe.probe() {
+                Some(p) => SafeLocal::Pipe(p),
+                None => SafeLocal::Plain(LocalUnchecked),
+            },
+            ReadMethod::Plain => SafeLocal::Plain(LocalUnchecked),
+        }
+    }
+
+    /// Whether a fault is still possible while reading (plain loads).
+    pub fn is_plain(&self) -> bool {
+        matches!(self, SafeLocal::Plain(_))
+    }
+}
+
+impl Memory for SafeLocal {
+    /// Async-signal-safe.
+    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        match self {
+            SafeLocal::VmReadv(m) => m.read_bytes(addr, dst),
+            SafeLocal::Pipe(m) => m.read_bytes(addr, dst),
+            SafeLocal::Plain(m) => m.read_bytes(addr, dst),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +500,22 @@ mod tests {
         assert_eq!(&out[..10], &data[701..711]);
         assert!(m.read::<u64>(8).is_err());
         CACHE.clear();
+    }
+
+    #[test]
+    fn pipe_reader_reads_and_refuses() {
+        static SLOT: PipeSlot = PipeSlot::new();
+        let m = SLOT.probe().unwrap();
+        assert!(m.works());
+        let data: Vec<u8> = (0..10000u32).map(|i| (i % 253) as u8).collect();
+        let mut out = vec![0u8; 9000];
+        m.read_bytes(data.as_ptr() as usize + 500, &mut out)
+            .unwrap();
+        assert_eq!(&out[..], &data[500..9500]);
+        assert!(m.read::<u64>((1usize << 47) - 4096).is_err());
+        assert!(m.read::<u64>(8).is_err());
+        // Still usable after a refused read: nothing was left in the pipe.
+        assert_eq!(m.read::<u8>(data.as_ptr() as usize + 7), Ok(data[7]));
     }
 
     #[test]
