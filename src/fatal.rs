@@ -166,7 +166,8 @@ extern "C" fn on_fatal_signal(
     restore_previous(index);
     let already_reported = signum == libc::SIGABRT
         && pyfatal::interrupted_sp(context)
-            .is_some_and(|sp| pyfatal::in_progress(&SafeLocal::new(&SCAN_PIPE), sp));
+            .zip(SafeLocal::checked(&SCAN_PIPE))
+            .is_some_and(|(sp, mem)| pyfatal::in_progress(&mem, sp));
     if let (Some(target), false) = (target::get(), already_reported) {
         report(target, signum, context, FD.load(Ordering::Acquire));
     }

@@ -449,6 +449,17 @@ impl SafeLocal {
         }
     }
 
+    /// A reader that never faults, even where plain loads were chosen (the
+    /// pipe probe then), or None. For reads that may run off a mapping by
+    /// design, like the scan of a stack for return addresses.
+    /// Async-signal-safe.
+    pub fn checked(pipe: &PipeSlot) -> Option<Self> {
+        match read_method() {
+            ReadMethod::VmReadv => Some(SafeLocal::VmReadv(LocalChecked::new())),
+            _ => pipe.probe().map(SafeLocal::Pipe),
+        }
+    }
+
     /// Whether a fault is still possible while reading (plain loads).
     pub fn is_plain(&self) -> bool {
         matches!(self, SafeLocal::Plain(_))
