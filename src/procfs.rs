@@ -21,19 +21,7 @@ pub fn thread_name(tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
     };
     push(b"/proc/self/task/");
     let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = tid;
-    loop {
-        start -= 1;
-        if let Some(d) = digits.get_mut(start) {
-            *d = b'0' + (rest % 10) as u8;
-        }
-        rest /= 10;
-        if rest == 0 || start == 0 {
-            break;
-        }
-    }
-    push(digits.get(start..).unwrap_or(&[]));
+    push(crate::writer::format_decimal(tid, &mut digits));
     push(b"/comm\0");
     if tid == 0 || len >= path.len() {
         return None;

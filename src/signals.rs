@@ -124,43 +124,66 @@ pub fn call_previous(
 const ALT_STACK_SIZE: usize = 256 * 1024;
 static ALT_STACK: AtomicUsize = AtomicUsize::new(0);
 
+/// A fresh, private mapping of ALT_STACK_SIZE bytes (committed lazily).
+fn map_stack() -> std::io::Result<*mut libc::c_void> {
+    // SAFETY: an anonymous private mapping; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            ALT_STACK_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(p)
+}
+
+/// The calling thread's alternate stack, as sigaltstack reports it.
+fn current_alt_stack() -> libc::stack_t {
+    // SAFETY: zeroed stack_t is valid; sigaltstack only writes into it.
+    let mut current: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: querying the current alternate stack into a valid struct.
+    unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
+    current
+}
+
+/// Make the ALT_STACK_SIZE bytes at `base` the calling thread's alternate
+/// stack.
+///
+/// # Safety
+/// `base` must be a mapping of ALT_STACK_SIZE bytes that stays mapped while
+/// it is the thread's alternate stack.
+unsafe fn set_alt_stack(base: *mut libc::c_void) -> std::io::Result<()> {
+    let stack = libc::stack_t {
+        ss_sp: base,
+        ss_flags: 0,
+        ss_size: ALT_STACK_SIZE,
+    };
+    // SAFETY: `stack` describes the caller's mapping (see # Safety).
+    if unsafe { libc::sigaltstack(&stack, core::ptr::null_mut()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Give the calling thread an alternate signal stack, so that a stack
 /// overflow can still be reported. The memory is allocated once per process.
 pub fn install_alt_stack() -> std::io::Result<()> {
     let mut base = ALT_STACK.load(Ordering::Acquire);
     if base == 0 {
-        // SAFETY: an anonymous private mapping; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                ALT_STACK_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        base = p as usize;
+        base = map_stack()? as usize;
         ALT_STACK.store(base, Ordering::Release);
     }
-    // SAFETY: zeroed stack_t is valid; sigaltstack only reads/writes these.
-    let mut current: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
-    // SAFETY: querying the current alternate stack into a valid struct.
-    unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
+    let current = current_alt_stack();
     let usable = current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE;
     if !usable {
-        let stack = libc::stack_t {
-            ss_sp: base as *mut libc::c_void,
-            ss_flags: 0,
-            ss_size: ALT_STACK_SIZE,
-        };
-        // SAFETY: the mapping is ALT_STACK_SIZE bytes and is never unmapped.
-        if unsafe { libc::sigaltstack(&stack, core::ptr::null_mut()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        // SAFETY: the process-wide mapping is never unmapped.
+        unsafe { set_alt_stack(base as *mut libc::c_void)? };
     }
     Ok(())
 }
@@ -193,36 +216,13 @@ std::thread_local! {
 /// can be reported too; freed when the thread exits. Nothing happens if the
 /// thread already has one.
 pub fn install_thread_alt_stack() -> std::io::Result<()> {
-    // SAFETY: zeroed stack_t is valid; querying into it.
-    let mut current: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::sigaltstack(core::ptr::null(), &mut current) };
-    if current.ss_flags & libc::SS_DISABLE == 0 {
+    if current_alt_stack().ss_flags & libc::SS_DISABLE == 0 {
         return Ok(());
     }
-    // SAFETY: an anonymous private mapping; the result is checked.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            ALT_STACK_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
-    let stack = libc::stack_t {
-        ss_sp: p,
-        ss_flags: 0,
-        ss_size: ALT_STACK_SIZE,
-    };
-    // SAFETY: the mapping is ALT_STACK_SIZE bytes, owned by this thread until
-    // ThreadAltStack's Drop disables it at thread exit.
-    if unsafe { libc::sigaltstack(&stack, core::ptr::null_mut()) } != 0 {
-        let err = std::io::Error::last_os_error();
+    let p = map_stack()?;
+    // SAFETY: the mapping is owned by this thread until ThreadAltStack's Drop
+    // disables it at thread exit.
+    if let Err(err) = unsafe { set_alt_stack(p) } {
         // SAFETY: the mapping made above, not installed.
         unsafe { libc::munmap(p, ALT_STACK_SIZE) };
         return Err(err);

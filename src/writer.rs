@@ -95,6 +95,23 @@ pub fn errno_set(value: i32) {
     unsafe { *libc::__errno_location() = value };
 }
 
+/// The decimal digits of `value`, written at the end of `digits`.
+/// Async-signal-safe.
+pub fn format_decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(d) = digits.get_mut(start) {
+            *d = b'0' + (value % 10) as u8;
+        }
+        value /= 10;
+        if value == 0 || start == 0 {
+            break;
+        }
+    }
+    digits.get(start..).unwrap_or(&[])
+}
+
 /// A buffered writer with the few formatting primitives a dump needs.
 pub struct Writer<S: Sink> {
     sink: S,
@@ -176,36 +193,20 @@ impl<S: Sink> Writer<S> {
     }
 
     /// Decimal, like `_Py_DumpDecimal`. Async-signal-safe.
-    pub fn decimal(&mut self, mut value: u64) {
+    pub fn decimal(&mut self, value: u64) {
         let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            if let Some(d) = digits.get_mut(start) {
-                *d = b'0' + (value % 10) as u8;
-            }
-            value /= 10;
-            if value == 0 || start == 0 {
-                break;
-            }
-        }
-        let (_, used) = digits.split_at(start);
-        self.bytes(used);
+        self.bytes(format_decimal(value, &mut digits));
     }
 
     /// Decimal, zero-padded to at least `width` digits (the `%02lu` and
     /// `%06u` of the watchdog's header). Async-signal-safe.
     pub fn decimal_padded(&mut self, value: u64, width: usize) {
-        let mut digits = 1;
-        let mut rest = value / 10;
-        while rest > 0 {
-            digits += 1;
-            rest /= 10;
-        }
-        for _ in digits..width {
+        let mut buf = [0u8; 20];
+        let digits = format_decimal(value, &mut buf);
+        for _ in digits.len()..width {
             self.byte(b'0');
         }
-        self.decimal(value);
+        self.bytes(digits);
     }
 
     /// Lowercase hexadecimal, zero-padded to at least `width` digits, like
