@@ -76,7 +76,10 @@ def test_repeat_and_cancel(tmp_path):
     assert len(blocks) >= 3
     for block in blocks[:-1]:
         assert block.startswith("Thread 0x")
-        assert "in work2\n" in block
+        # The main thread runs Python code while the watchdog reads it: its
+        # listing reaches work2, or ends with the documented marker for frames
+        # that changed under the walk.
+        assert "in work2\n" in block or block.endswith("  <invalid frame>\n"), block
 
 
 def test_second_call_replaces_the_first(tmp_path):
