@@ -247,3 +247,47 @@ def test_dumps_survive_thread_churn(tmp_path):
     # change under the walk and end early with <invalid frame>; most dumps
     # still reach its <module> frame.
     assert complete >= 0.8 * (len(blocks) - 1)
+
+
+def test_head_lock_left_as_found_when_busy(tmp_path):
+    """While another thread holds HEAD_LOCK for longer than the watchdog's
+    100 ms wait, the dump goes ahead without it, and HEAD_LOCK is left as it
+    was: held once, free once released. (A failed wait once released the
+    lock anyway, on 3.9-3.12, after which two threads could hold it.)"""
+    import lastwords._lastwords as native
+
+    layout = native._layout_info()[2]
+    if "head_lock_kind: ThreadLock" not in layout:
+        pytest.skip("HEAD_LOCK is a PyMutex here (3.13+): the watchdog spins on it without PyThread calls")
+    offset = int(re.search(r"runtime_head_lock: (\d+)", layout).group(1))
+    result = run(
+        f"""
+        import ctypes, time
+        lib = ctypes.CDLL(None)  # calls release the GIL
+        lib.PyThread_acquire_lock_timed.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int]
+        lib.PyThread_acquire_lock_timed.restype = ctypes.c_int
+        lib.PyThread_release_lock.argtypes = [ctypes.c_void_p]
+        runtime = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime"))
+        head_lock = ctypes.c_void_p.from_address(runtime + {offset}).value
+
+        def try_lock():
+            return lib.PyThread_acquire_lock_timed(head_lock, 0, 0)
+
+        faulthandler.dump_traceback_later(0.05)
+        assert try_lock() == 1
+        time.sleep(0.5)  # the watchdog waits 100 ms for HEAD_LOCK, then dumps without it
+        lib.PyThread_release_lock(head_lock)
+        first, second = try_lock(), try_lock()
+        lib.PyThread_release_lock(head_lock)
+        print(first, second)
+        """,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "1 0\n"
+    # The whole dump: the main thread, asleep on line 16.
+    assert re.fullmatch(
+        r'Timeout \(0:00:00\.050000\)!\nThread 0x[0-9a-f]{16} \(most recent call first\):\n'
+        r'  File ".*snippet\.py", line 16 in <module>\n',
+        result.output,
+    ), result.output

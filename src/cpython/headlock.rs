@@ -67,7 +67,10 @@ impl HeadLock {
                 let status = unsafe {
                     PyThread_acquire_lock_timed(lock as *mut _, timeout_us as libc::c_longlong, 0)
                 };
-                (status == PY_LOCK_ACQUIRED).then_some(HeadLockGuard {
+                // `then`, not `then_some`: a guard built eagerly and thrown
+                // away on failure would release a lock this thread does not
+                // hold (one extra sem_post, and HEAD_LOCK stops excluding).
+                (status == PY_LOCK_ACQUIRED).then(|| HeadLockGuard {
                     lock: *self,
                     thread_lock: lock,
                 })
