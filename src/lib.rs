@@ -55,8 +55,12 @@ fn target(py: Python<'_>) -> PyResult<&'static target::Target> {
     target::resolve(py).map_err(PyRuntimeError::new_err)
 }
 
+/// The interpreter's minor version, cached: `Python::version_info` formats
+/// and parses the version string on every call, which showed up as the
+/// largest cost of a watchdog re-arm.
 fn minor(py: Python<'_>) -> u8 {
-    py.version_info().minor
+    static MINOR: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *MINOR.get_or_init(|| py.version_info().minor)
 }
 
 /// A file argument turned into a file descriptor, the way the stdlib's
@@ -161,6 +165,22 @@ fn flag(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, default: bool) -> PyRe
     }
 }
 
+/// Whether `key` is the str `name` (ASCII, under 32 bytes), without making a
+/// Rust string of it: keyword names are compared on every call.
+fn str_equals(key: &Bound<'_, PyAny>, name: &str) -> bool {
+    let mut c_name = [0u8; 32];
+    if name.len() >= c_name.len() || !key.is_instance_of::<pyo3::types::PyString>() {
+        return false;
+    }
+    c_name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: key is a str (checked above); c_name is NUL-terminated ASCII.
+    #[allow(unsafe_code)]
+    let order = unsafe {
+        pyo3::ffi::PyUnicode_CompareWithASCIIString(key.as_ptr(), c_name.as_ptr().cast())
+    };
+    order == 0
+}
+
 /// One call's arguments by parameter, as CPython's argument parser sees them:
 /// None when not given, Some(object) when given — an explicit None included
 /// (it is a false flag from 3.12, an error for an int parameter). Errors are
@@ -188,12 +208,12 @@ fn parse_call<'py>(
         *slot = Some(value);
     }
     for (key, value) in kwargs.into_iter().flatten() {
-        let name: String = key.extract()?;
         let index = positional
             .iter()
             .chain(keyword_only)
-            .position(|p| *p == name);
+            .position(|p| str_equals(&key, p));
         let Some(slot) = index.and_then(|i| values.get_mut(i)) else {
+            let name: String = key.extract()?;
             return Err(PyTypeError::new_err(if minor(py) >= 13 {
                 format!("{func}() got an unexpected keyword argument '{name}'")
             } else {
@@ -201,6 +221,7 @@ fn parse_call<'py>(
             }));
         };
         if slot.is_some() {
+            let name: String = key.extract()?;
             return Err(PyTypeError::new_err(format!(
                 "argument for {func}() given by name ('{name}') and position ({})",
                 index.unwrap_or(0) + 1
@@ -391,7 +412,7 @@ fn timeout_us(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<u64> {
         }
         d as i128
     } else {
-        if !timeout.hasattr("__index__")? {
+        if !timeout.is_instance_of::<PyInt>() && !timeout.hasattr("__index__")? {
             let name = timeout.get_type().name()?;
             match minor(py) {
                 9 => {
@@ -463,7 +484,7 @@ fn dump_traceback_later(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
-    cpython::memory::choose_read_method();
+    cpython::memory::ensure_read_method();
     watchdog::arm(fd, timeout_us, repeat, exit, max_threads, interp).map_err(os_error)?;
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);

@@ -16,7 +16,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 /// An address that could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,7 +303,21 @@ pub fn choose_read_method() -> ReadMethod {
         _ => ReadMethod::Plain,
     };
     READ_METHOD.store(method as u8, Ordering::Release);
+    READ_METHOD_CHOSEN.store(true, Ordering::Release);
     method
+}
+
+/// Whether [`choose_read_method`] has run in this process (a forked child
+/// inherits the choice, which still holds there).
+static READ_METHOD_CHOSEN: AtomicBool = AtomicBool::new(false);
+
+/// [`choose_read_method`], unless a method has been chosen already: for
+/// calls that must stay cheap (arming the watchdog), where a probe would be
+/// a system call each time.
+pub fn ensure_read_method() {
+    if !READ_METHOD_CHOSEN.load(Ordering::Acquire) {
+        choose_read_method();
+    }
 }
 
 /// The method chosen at enable time. Async-signal-safe.
