@@ -492,6 +492,15 @@ fn dump_traceback_later(
     Ok(())
 }
 
+/// _last_timeout_timing() -> (due, began, written) | None: CLOCK_MONOTONIC
+/// nanoseconds (time.monotonic_ns()) of the last timeout dump: when it was
+/// due, when the watchdog began it, when its write(2) returned. For the
+/// benchmark; not part of the faulthandler API.
+#[pyfunction]
+fn _last_timeout_timing() -> Option<(u64, u64, u64)> {
+    watchdog::last_fire_timing()
+}
+
 /// cancel_dump_traceback_later(): disarm; never waits for a dump.
 #[pyfunction]
 fn cancel_dump_traceback_later() {
@@ -731,6 +740,7 @@ fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dump_traceback, m)?)?;
     m.add_function(wrap_pyfunction!(dump_traceback_later, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_dump_traceback_later, m)?)?;
+    m.add_function(wrap_pyfunction!(_last_timeout_timing, m)?)?;
     m.add_function(wrap_pyfunction!(register, m)?)?;
     m.add_function(wrap_pyfunction!(unregister, m)?)?;
     if minor(py) >= 14 {

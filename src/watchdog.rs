@@ -4,8 +4,21 @@
 //! cancel, waits for that thread with the GIL held — a dump stuck on a full
 //! pipe then freezes the program. Here:
 //!
-//! * one thread lives on between arms; arming or cancelling only updates the
-//!   plan under a mutex and signals a condition variable (microseconds);
+//! * one thread lives on between arms, blocked in `read()` on a timerfd.
+//!   Arming updates the plan under a mutex and reprograms the timer only when
+//!   the new deadline is earlier than the one the timer holds; cancelling only
+//!   clears the plan (the thread wakes at the old time, finds nothing due and
+//!   sleeps on). No re-arm wakes the thread, and most make no system call;
+//! * the timer goes off a little before the deadline (an adaptive lead:
+//!   about twice the thread's recent wake-up latency, plus the time a dump
+//!   takes to render) and the thread spends the rest rehearsing the dump (a
+//!   walk whose output is thrown away) and spinning on the clock. A sleeping
+//!   thread wakes 0.1 ms late or more on a busy or virtual machine, a
+//!   spinning one within a microsecond; and the real dump, which starts by
+//!   reading again in one system call the memory blocks the rehearsal read,
+//!   takes a third of the time of a cold one. This costs at most the lead in
+//!   CPU time per timeout (no rehearsal for a dump that renders in more than
+//!   1 ms); `LASTWORDS_WATCHDOG_SPIN=0` turns it off;
 //! * the mutex is never held during a dump, so arm, cancel, `disable()` and
 //!   interpreter exit never wait for one. A dump that is stuck in write(2)
 //!   keeps its own duplicate of the fd and finishes (or stays blocked) on its
@@ -17,14 +30,16 @@
 //!   HEAD_LOCK (taken with a time limit), so that no thread state is freed
 //!   under it, renders into memory, and writes after releasing the lock;
 //! * after `fork()` the child starts disarmed (the watchdog thread did not
-//!   survive the fork); `pthread_atfork` keeps the mutex consistent.
+//!   survive the fork) with its own timerfd; `pthread_atfork` keeps the mutex
+//!   consistent.
 //!
-//! The mutex and condition variable are raw pthread objects: they must be
-//! re-initialised in the child after fork, which `std::sync` cannot do.
+//! The mutex is a raw pthread mutex: it must be re-initialised in the child
+//! after fork, which `std::sync` cannot do.
 
 #![allow(unsafe_code)]
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
 use crate::cpython::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
@@ -57,50 +72,94 @@ struct State {
     thread_alive: bool,
     /// The current thread is inside a dump (the mutex is not held then).
     dumping: bool,
-    /// The deadline the watchdog thread is blocked on (u64::MAX: no deadline;
-    /// 0: not blocked). Arming wakes it only for an earlier deadline, and
-    /// cancelling never does: a wake-up costs more than the rest of a re-arm.
-    sleeping_until: u64,
+    /// The timerfd the watchdog thread blocks on (-1: not created yet, or
+    /// closed in a forked child, which must not share its parent's).
+    timer_fd: i32,
+    /// When the timer goes off (CLOCK_MONOTONIC ns; `u64::MAX`: not armed, or
+    /// already gone off). Arming reprograms the timer only for an earlier time.
+    timer_at: u64,
+    /// Whether the watchdog wakes early and spins (`LASTWORDS_WATCHDOG_SPIN`).
+    spin: bool,
+    /// How long before a deadline the timer goes off (see `update_lead`).
+    lead_ns: u64,
+    /// Smoothed lateness of the thread's wake-ups from the timer.
+    wake_late_ns: u64,
+    /// How long the watchdog's last render took (`u64::MAX`: none yet).
+    render_ns: u64,
 }
 
 struct Shared {
     mutex: UnsafeCell<libc::pthread_mutex_t>,
-    cond: UnsafeCell<libc::pthread_cond_t>,
     state: UnsafeCell<State>,
 }
 
 // SAFETY: `state` is only accessed with `mutex` held (see `Guard`); the pthread
-// objects are designed for concurrent use.
+// mutex is designed for concurrent use.
 unsafe impl Sync for Shared {}
 
 static SHARED: Shared = Shared {
     mutex: UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER),
-    cond: UnsafeCell::new(libc::PTHREAD_COND_INITIALIZER),
     state: UnsafeCell::new(State {
         plan: None,
         generation: 0,
         epoch: 0,
         thread_alive: false,
         dumping: false,
-        sleeping_until: 0,
+        timer_fd: -1,
+        timer_at: u64::MAX,
+        spin: false,
+        lead_ns: 0,
+        wake_late_ns: INITIAL_WAKE_LATE_NS,
+        render_ns: u64::MAX,
     }),
 };
 
+/// Bumped (under the mutex) by every arm and cancel, so that a watchdog
+/// spinning towards a deadline without the mutex notices a new plan.
+static PLAN_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// When the last timeout dump was due, began and was written (CLOCK_MONOTONIC
+/// ns), for the benchmark's breakdown of lateness (`_last_timeout_timing`).
+static LAST_FIRE: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// (due, began, written) of the last timeout dump, if any fired.
+pub fn last_fire_timing() -> Option<(u64, u64, u64)> {
+    let [due, began, written] = &LAST_FIRE;
+    let due = due.load(Ordering::Acquire);
+    (due != 0).then(|| {
+        (
+            due,
+            began.load(Ordering::Acquire),
+            written.load(Ordering::Acquire),
+        )
+    })
+}
+
+/// The wake-up lateness assumed before any has been measured.
+const INITIAL_WAKE_LATE_NS: u64 = 100_000;
+/// Bounds of the spin margin (the lead without the rehearsal): at least a
+/// typical wake-up on a virtual machine, at most the CPU time one timeout
+/// may spin away.
+const MIN_SPIN_MARGIN_NS: u64 = 100_000;
+const MAX_SPIN_MARGIN_NS: u64 = 2_000_000;
+/// No rehearsal for a dump that takes longer than this to render: it would
+/// cost that much CPU again, for a gain of some tens of microseconds.
+const MAX_REHEARSAL_NS: u64 = 1_000_000;
+
 static INIT: Once = Once::new();
 
-/// Give the condition variable CLOCK_MONOTONIC (wall-clock jumps must not
-/// move a deadline) and install the fork handlers. Once per process.
+/// Read the spin switch and install the fork handlers. Once per process.
 fn init() {
     INIT.call_once(|| {
-        // SAFETY: initialising the static condvar before any thread uses it
-        // (call_once runs before the first lock in this module); attr is a
-        // valid, initialised attribute object.
+        let spin = std::env::var_os("LASTWORDS_WATCHDOG_SPIN").is_none_or(|v| v != "0");
+        let guard = Guard::lock();
+        let state = guard.state();
+        state.spin = spin;
+        update_lead(state);
+        drop(guard);
+        // SAFETY: registers three extern "C" functions that only lock, unlock
+        // or reset this module's own state.
         unsafe {
-            let mut attr: libc::pthread_condattr_t = core::mem::zeroed();
-            libc::pthread_condattr_init(&mut attr);
-            libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC);
-            libc::pthread_cond_init(SHARED.cond.get(), &attr);
-            libc::pthread_condattr_destroy(&mut attr);
             libc::pthread_atfork(
                 Some(before_fork),
                 Some(after_fork_parent),
@@ -123,31 +182,9 @@ impl Guard {
     #[allow(clippy::mut_from_ref)]
     fn state(&self) -> &mut State {
         // SAFETY: the mutex is held while the guard lives, so this is the only
-        // access to the state; callers do not keep the reference across waits.
+        // access to the state; callers do not keep the reference across an
+        // unlock.
         unsafe { &mut *SHARED.state.get() }
-    }
-
-    /// Wait for a signal on the condvar (or until `deadline_ns`, monotonic).
-    fn wait(&self, deadline_ns: Option<u64>) {
-        match deadline_ns {
-            None => {
-                // SAFETY: the mutex is held by this thread.
-                unsafe { libc::pthread_cond_wait(SHARED.cond.get(), SHARED.mutex.get()) };
-            }
-            Some(ns) => {
-                let ts = libc::timespec {
-                    tv_sec: (ns / 1_000_000_000) as libc::time_t,
-                    tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-                };
-                // SAFETY: the mutex is held by this thread; ts is valid.
-                unsafe { libc::pthread_cond_timedwait(SHARED.cond.get(), SHARED.mutex.get(), &ts) };
-            }
-        }
-    }
-
-    fn wake_all(&self) {
-        // SAFETY: a valid condvar.
-        unsafe { libc::pthread_cond_broadcast(SHARED.cond.get()) };
     }
 }
 
@@ -172,20 +209,21 @@ extern "C" fn after_fork_parent() {
 extern "C" fn after_fork_child() {
     // SAFETY: the child has a single thread; nobody else can touch the
     // state. The watchdog thread did not survive the fork: the child starts
-    // disarmed, with fresh pthread objects.
+    // disarmed, with a fresh mutex, and makes its own timer when it arms (the
+    // inherited timerfd is the parent's timer: closing our copy leaves the
+    // parent's alone).
     unsafe {
         let state = &mut *SHARED.state.get();
         state.plan = None;
         state.thread_alive = false;
         state.dumping = false;
-        state.sleeping_until = 0;
         state.generation += 1;
+        if state.timer_fd >= 0 {
+            libc::close(state.timer_fd);
+        }
+        state.timer_fd = -1;
+        state.timer_at = u64::MAX;
         libc::pthread_mutex_init(SHARED.mutex.get(), core::ptr::null());
-        let mut attr: libc::pthread_condattr_t = core::mem::zeroed();
-        libc::pthread_condattr_init(&mut attr);
-        libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC);
-        libc::pthread_cond_init(SHARED.cond.get(), &attr);
-        libc::pthread_condattr_destroy(&mut attr);
     }
 }
 
@@ -202,6 +240,41 @@ fn now_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
+/// Make the timer go off at `at_ns` (CLOCK_MONOTONIC; `u64::MAX` disarms it)
+/// and record it. Called with the mutex held.
+fn set_timer(state: &mut State, at_ns: u64) -> std::io::Result<()> {
+    // An absolute time of zero would disarm the timer: one nanosecond is as
+    // good as "now" for a deadline already passed.
+    let (sec, nsec) = match at_ns {
+        u64::MAX => (0, 0),
+        ns => (ns.max(1) / 1_000_000_000, ns.max(1) % 1_000_000_000),
+    };
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: sec as libc::time_t,
+            tv_nsec: nsec as libc::c_long,
+        },
+    };
+    // SAFETY: a timerfd this module created; spec is a valid itimerspec.
+    let rc = unsafe {
+        libc::timerfd_settime(
+            state.timer_fd,
+            libc::TFD_TIMER_ABSTIME,
+            &spec,
+            core::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    state.timer_at = at_ns;
+    Ok(())
+}
+
 /// Arm (or re-arm) the watchdog. The caller keeps `fd` open while armed.
 /// Never waits for a dump in progress.
 pub fn arm(
@@ -215,6 +288,15 @@ pub fn arm(
     init();
     let guard = Guard::lock();
     let state = guard.state();
+    if state.timer_fd < 0 {
+        // SAFETY: plain system call; the fd is owned by this module.
+        let timer_fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+        if timer_fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        state.timer_fd = timer_fd;
+        state.timer_at = u64::MAX;
+    }
     state.generation += 1;
     let deadline_ns = now_ns().saturating_add(timeout_us.saturating_mul(1000));
     state.plan = Some(Plan {
@@ -227,9 +309,11 @@ pub fn arm(
         max_threads,
         generation: state.generation,
     });
+    PLAN_CHANGES.fetch_add(1, Ordering::Release);
     if !state.thread_alive || state.dumping {
-        // No thread, or the thread is (maybe) stuck in a dump: start a new one;
-        // an old one exits when its dump returns and it sees the new epoch.
+        // No thread, or the thread is (maybe) stuck in a dump: start a new one
+        // (it programs the timer itself); an old one exits when its dump
+        // returns and it sees the new epoch.
         state.epoch += 1;
         let epoch = state.epoch;
         let spawned = std::thread::Builder::new()
@@ -246,8 +330,14 @@ pub fn arm(
                 return Err(e);
             }
         }
-    } else if deadline_ns < state.sleeping_until {
-        guard.wake_all();
+    } else {
+        let wake_at = deadline_ns.saturating_sub(state.lead_ns);
+        if wake_at < state.timer_at
+            && let Err(e) = set_timer(state, wake_at)
+        {
+            state.plan = None;
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -259,8 +349,18 @@ pub fn cancel() {
     let state = guard.state();
     if state.plan.take().is_some() {
         state.generation += 1;
+        PLAN_CHANGES.fetch_add(1, Ordering::Release);
     }
-    // No wake-up: the watchdog finds no plan at its deadline and sleeps on.
+    // The timer stays as it is: the watchdog wakes at that time, finds no
+    // plan and sleeps on. Reprogramming it would cost a system call.
+}
+
+/// What a timeout dump prints, copied from the plan.
+#[derive(Clone, Copy)]
+struct DumpSpec {
+    timeout_us: u64,
+    interp: usize,
+    max_threads: usize,
 }
 
 /// A dump that is due, taken out of the plan under the lock.
@@ -268,9 +368,7 @@ struct Job {
     /// The dump's own duplicate of the fd, so that a cancel during the dump
     /// can close the plan's copy at once.
     fd: i32,
-    timeout_us: u64,
-    interp: usize,
-    max_threads: usize,
+    spec: DumpSpec,
     exit: bool,
     generation: u64,
 }
@@ -279,22 +377,17 @@ struct Job {
 /// lock, settle the plan, again.
 fn watchdog_main(epoch: u64) {
     block_all_signals();
-    // Wake at the deadline, not up to 50 µs later (the default timer slack).
-    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-    // Allocated here, once per thread, never on the fire path.
-    let mut buffer = vec![0u8; DUMP_BUFFER_BYTES];
-    // Made on the heap directly: 256 KiB would not fit this thread's stack.
-    // SAFETY: all-zero bytes are a valid BlockCache (empty tags, zeroed
-    // blocks, counter 0), which is what BlockCache::new() builds.
-    let cache: Box<BlockCache> = unsafe { Box::<BlockCache>::new_zeroed().assume_init() };
-    // This thread's pipe, for the pipe read method.
-    let pipe = PipeSlot::new();
+    let mut scratch = Scratch::new();
     loop {
-        let Some(job) = wait_for_job(&Guard::lock(), epoch) else {
+        let Some(job) = wait_for_job(epoch, &mut scratch) else {
             return;
         };
-        let ok = job.fd >= 0 && dump_timeout(&job, &mut buffer, &cache, &pipe);
+        let ok = job.fd >= 0 && {
+            let rendered = scratch.render(&job.spec, HEAD_LOCK_WAIT_US);
+            scratch.write(job.fd, &rendered);
+            rendered.ok
+        };
+        LAST_FIRE[2].store(now_ns(), Ordering::Release);
         if job.fd >= 0 {
             // SAFETY: our own duplicate, used only by this dump.
             unsafe { libc::close(job.fd) };
@@ -305,40 +398,157 @@ fn watchdog_main(epoch: u64) {
     }
 }
 
-/// Sleep until the plan is due; None when this thread has been replaced.
-fn wait_for_job(guard: &Guard, epoch: u64) -> Option<Job> {
+/// How the watchdog waits for the next deadline.
+enum Wait {
+    /// Block in read() on the timer, which goes off `lead_ns` early.
+    Sleep { timer_fd: i32 },
+    /// Close enough: rehearse the dump if there is time, then spin on the
+    /// clock until the deadline or a plan change.
+    Spin {
+        deadline: u64,
+        changes: u64,
+        rehearse: Option<DumpSpec>,
+    },
+}
+
+/// Wait until the plan is due; None when this thread has been replaced.
+fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
     loop {
+        let guard = Guard::lock();
         let state = guard.state();
         if state.epoch != epoch {
             return None;
         }
-        let Some(plan) = state.plan.as_mut() else {
-            state.sleeping_until = u64::MAX;
-            guard.wait(None);
-            guard.state().sleeping_until = 0;
-            continue;
-        };
-        if now_ns() < plan.deadline_ns {
-            let deadline = plan.deadline_ns;
-            state.sleeping_until = deadline;
-            guard.wait((deadline != u64::MAX).then_some(deadline));
-            guard.state().sleeping_until = 0;
-            continue;
+        // Renders happen without the lock: bring their duration in.
+        state.render_ns = scratch.render_ns;
+        update_lead(state);
+        let deadline = state.plan.as_ref().map_or(u64::MAX, |p| p.deadline_ns);
+        let now = now_ns();
+        if now >= deadline {
+            LAST_FIRE[0].store(deadline, Ordering::Release);
+            LAST_FIRE[1].store(now, Ordering::Release);
+            return Some(take_job(state));
         }
-        // SAFETY: dup of the plan's fd, which is open while the plan exists.
-        let fd = unsafe { libc::fcntl(plan.fd, libc::F_DUPFD_CLOEXEC, 0) };
-        plan.deadline_ns = u64::MAX;
-        let job = Job {
-            fd,
-            timeout_us: plan.timeout_us,
-            interp: plan.interp,
-            max_threads: plan.max_threads,
-            exit: plan.exit,
-            generation: plan.generation,
+        let wake_at = match deadline {
+            u64::MAX => u64::MAX,
+            due => due.saturating_sub(state.lead_ns),
         };
-        state.dumping = true;
-        return Some(job);
+        let wait = match state.plan.as_ref() {
+            Some(plan) if now >= wake_at => Wait::Spin {
+                deadline,
+                changes: PLAN_CHANGES.load(Ordering::Acquire),
+                // Once per dump, and only when the last render says it ends
+                // before the deadline.
+                rehearse: (state.lead_ns != 0
+                    && !scratch.rehearsed
+                    && scratch.render_ns <= MAX_REHEARSAL_NS
+                    && now.saturating_add(scratch.render_ns) < deadline)
+                    .then_some(plan.spec()),
+            },
+            _ => {
+                // Not about to fire: a rehearsal done so far is stale.
+                scratch.rehearsed = false;
+                if state.timer_at != wake_at && set_timer(state, wake_at).is_err() {
+                    // Cannot happen with a valid timerfd and time; if it did,
+                    // waiting on the timer could mean waiting forever.
+                    state.thread_alive = false;
+                    return None;
+                }
+                Wait::Sleep {
+                    timer_fd: state.timer_fd,
+                }
+            }
+        };
+        drop(guard);
+        match wait {
+            Wait::Sleep { timer_fd } => {
+                let mut expirations = 0u64;
+                // SAFETY: reads 8 bytes into a u64; the timerfd lives as long
+                // as the process (closed only in a forked child, where this
+                // thread does not exist). All signals are blocked here.
+                unsafe { libc::read(timer_fd, (&raw mut expirations).cast(), 8) };
+                let woke = now_ns();
+                let guard = Guard::lock();
+                let state = guard.state();
+                if woke >= state.timer_at {
+                    // Gone off (perhaps earlier than planned, reprogrammed by
+                    // an arm): not armed any more.
+                    learn_wake_latency(state, woke - state.timer_at);
+                    state.timer_at = u64::MAX;
+                }
+            }
+            Wait::Spin {
+                deadline,
+                changes,
+                rehearse,
+            } => {
+                if let Some(spec) = rehearse {
+                    // A walk whose output is thrown away: it brings the
+                    // interpreter's memory, the lock and the read path into
+                    // the caches, which makes the real dump at the deadline
+                    // several times faster. HEAD_LOCK is only tried.
+                    scratch.render(&spec, 0);
+                    scratch.rehearsed = true;
+                }
+                while now_ns() < deadline && PLAN_CHANGES.load(Ordering::Acquire) == changes {
+                    core::hint::spin_loop();
+                }
+            }
+        }
     }
+}
+
+/// Fold one wake-up's lateness into the smoothed figure.
+fn learn_wake_latency(state: &mut State, late_ns: u64) {
+    // A wake-up seconds late (a suspended machine) says nothing about the
+    // next one.
+    let late_ns = late_ns.min(MAX_SPIN_MARGIN_NS);
+    state.wake_late_ns = (state.wake_late_ns * 7 + late_ns) / 8;
+    update_lead(state);
+}
+
+/// How long before a deadline the timer goes off: the spin margin (about
+/// twice the wake-up lateness), plus the time a rehearsal takes. Zero with
+/// `LASTWORDS_WATCHDOG_SPIN=0`.
+fn update_lead(state: &mut State) {
+    state.lead_ns = if state.spin {
+        let margin =
+            (2 * state.wake_late_ns + 20_000).clamp(MIN_SPIN_MARGIN_NS, MAX_SPIN_MARGIN_NS);
+        let rehearsal = if state.render_ns <= MAX_REHEARSAL_NS {
+            state.render_ns
+        } else {
+            0
+        };
+        margin + rehearsal
+    } else {
+        0
+    };
+}
+
+impl Plan {
+    fn spec(&self) -> DumpSpec {
+        DumpSpec {
+            timeout_us: self.timeout_us,
+            interp: self.interp,
+            max_threads: self.max_threads,
+        }
+    }
+}
+
+/// Turn the due plan into a job: duplicate its fd, mark it fired.
+fn take_job(state: &mut State) -> Job {
+    let plan = state.plan.as_mut().expect("take_job with a plan");
+    // SAFETY: dup of the plan's fd, which is open while the plan exists.
+    let fd = unsafe { libc::fcntl(plan.fd, libc::F_DUPFD_CLOEXEC, 0) };
+    plan.deadline_ns = u64::MAX;
+    let job = Job {
+        fd,
+        spec: plan.spec(),
+        exit: plan.exit,
+        generation: plan.generation,
+    };
+    state.dumping = true;
+    job
 }
 
 /// After a dump: exit the process if asked, schedule the next repeat.
@@ -384,53 +594,109 @@ const HEAD_LOCK_WAIT_US: u64 = 100_000;
 /// Printed when a dump did not fit the buffer.
 const TRUNCATED: &[u8] = b"<dump truncated: more than 1 MiB>\n";
 
-/// `Timeout (H:MM:SS[.uuuuuu])!` and every thread, like the stdlib's watchdog.
-/// Returns false when there was nothing to dump (the stdlib then stops
-/// repeating).
-///
-/// The threads keep running while they are read. The walk holds HEAD_LOCK, so
-/// no thread state is freed under it, and renders into `buffer`; the lock is
-/// released before the bytes are written, so a slow or full fd never holds up
-/// thread creation. No allocation; the only lock is HEAD_LOCK, taken with a
-/// time limit (without it, the walk relies on checked reads and validation).
-fn dump_timeout(job: &Job, buffer: &mut [u8], cache: &BlockCache, pipe: &PipeSlot) -> bool {
-    let Some(target) = target::get() else {
-        return false;
-    };
-    cache.clear();
-    let mem = Cached {
-        inner: SafeLocal::new(pipe),
-        cache,
-    };
-    let walker = Walker::new(&mem, &target.layout, target.types);
-    let head_lock = target
-        .head_lock
-        .and_then(|l| l.lock_within(HEAD_LOCK_WAIT_US));
-    let mut out = Writer::new(
-        SliceSink {
-            buf: buffer,
-            len: 0,
-            overflowed: false,
-        },
-        FlushPolicy::WhenFull,
-    );
-    write_timeout_header(&mut out, job.timeout_us);
-    // The watchdog thread has no thread state: no thread is "current".
-    let ok = Dumper {
-        walker: &walker,
-        format: &target.format,
-        out: &mut out,
+/// What the watchdog thread owns for its dumps, allocated once per thread
+/// (never on the fire path): the render buffer, the read cache, the pipe of
+/// the pipe read method, and how long the last render took.
+struct Scratch {
+    buffer: Vec<u8>,
+    cache: Box<BlockCache>,
+    pipe: PipeSlot,
+    /// Duration of the last render (ns); `u64::MAX` before the first.
+    render_ns: u64,
+    /// The last render was a rehearsal: its blocks are worth reading again.
+    rehearsed: bool,
+}
+
+/// The outcome of [`Scratch::render`]: `len` bytes of the buffer.
+struct Rendered {
+    len: usize,
+    overflowed: bool,
+    /// False when there was nothing to dump (the stdlib then stops repeating).
+    ok: bool,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            buffer: vec![0u8; DUMP_BUFFER_BYTES],
+            // Made on the heap directly: 256 KiB would not fit the stack.
+            // SAFETY: all-zero bytes are a valid BlockCache (empty tags,
+            // zeroed blocks, counter 0), which is what BlockCache::new() builds.
+            cache: unsafe { Box::<BlockCache>::new_zeroed().assume_init() },
+            pipe: PipeSlot::new(),
+            render_ns: u64::MAX,
+            rehearsed: false,
+        }
     }
-    .all_threads(job.interp, 0, job.max_threads)
-    .is_ok();
-    let rendered = out.into_sink();
-    drop(head_lock);
-    let mut fd_out = FdSink(job.fd);
-    fd_out.write_all(rendered.buf.get(..rendered.len).unwrap_or(&[]));
-    if rendered.overflowed {
-        fd_out.write_all(TRUNCATED);
+
+    /// `Timeout (H:MM:SS[.uuuuuu])!` and every thread, like the stdlib's
+    /// watchdog, rendered into the buffer.
+    ///
+    /// The threads keep running while they are read. The walk holds
+    /// HEAD_LOCK (waiting for it at most `head_lock_wait_us`), so no thread
+    /// state is freed under it; without it, the walk relies on checked reads
+    /// and validation. No allocation.
+    fn render(&mut self, spec: &DumpSpec, head_lock_wait_us: u64) -> Rendered {
+        let started = now_ns();
+        let Some(target) = target::get() else {
+            return Rendered {
+                len: 0,
+                overflowed: false,
+                ok: false,
+            };
+        };
+        let mem = Cached {
+            inner: SafeLocal::new(&self.pipe),
+            cache: &self.cache,
+        };
+        let walker = Walker::new(&mem, &target.layout, target.types);
+        let head_lock = target
+            .head_lock
+            .and_then(|l| l.lock_within(head_lock_wait_us));
+        // Nothing read before this point: every block is read after the lock.
+        if core::mem::take(&mut self.rehearsed) {
+            // The blocks of the rehearsal are those this dump needs.
+            mem.refresh();
+        } else {
+            self.cache.clear();
+        }
+        let mut out = Writer::new(
+            SliceSink {
+                buf: &mut self.buffer,
+                len: 0,
+                overflowed: false,
+            },
+            FlushPolicy::WhenFull,
+        );
+        write_timeout_header(&mut out, spec.timeout_us);
+        // The watchdog thread has no thread state: no thread is "current".
+        let ok = Dumper {
+            walker: &walker,
+            format: &target.format,
+            out: &mut out,
+        }
+        .all_threads(spec.interp, 0, spec.max_threads)
+        .is_ok();
+        let sink = out.into_sink();
+        drop(head_lock);
+        let rendered = Rendered {
+            len: sink.len,
+            overflowed: sink.overflowed,
+            ok,
+        };
+        self.render_ns = now_ns().saturating_sub(started);
+        rendered
     }
-    ok
+
+    /// Write what `render` left in the buffer, after the lock is released,
+    /// so that a slow or full fd never holds up thread creation.
+    fn write(&self, fd: i32, rendered: &Rendered) {
+        let mut out = FdSink(fd);
+        out.write_all(self.buffer.get(..rendered.len).unwrap_or(&[]));
+        if rendered.overflowed {
+            out.write_all(TRUNCATED);
+        }
+    }
 }
 
 /// The header line, formatted as `format_timeout()` in faulthandler.c.

@@ -9,7 +9,8 @@ from helpers import assert_same, run, run_both
 
 
 @pytest.mark.parametrize("timeout,header", [(0.5, "Timeout (0:00:00.500000)!"), (1, "Timeout (0:00:01)!")])
-def test_timeout_dump_matches_stdlib(timeout, header, tmp_path):
+@pytest.mark.parametrize("spin", ["default", "0"], ids=["spin", "no-spin"])
+def test_timeout_dump_matches_stdlib(timeout, header, spin, tmp_path):
     code = f"""
         import threading, time
         stop = threading.Event()
@@ -22,7 +23,10 @@ def test_timeout_dump_matches_stdlib(timeout, header, tmp_path):
             time.sleep(30)
         hang()
     """
-    stdlib, lastwords = run_both(code, tmp_path)
+    # LASTWORDS_WATCHDOG_SPIN=0: the watchdog sleeps up to the deadline
+    # instead of waking early, rehearsing the dump and spinning.
+    env = {} if spin == "default" else {"LASTWORDS_WATCHDOG_SPIN": spin}
+    stdlib, lastwords = run_both(code, tmp_path, env=env)
     assert_same(stdlib, lastwords)
     assert lastwords.returncode == 1
     lines = lastwords.masked.splitlines()

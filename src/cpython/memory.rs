@@ -131,6 +131,31 @@ impl LocalChecked {
     }
 }
 
+impl LocalChecked {
+    /// One `process_vm_readv` of several ranges; returns the bytes read (the
+    /// kernel stops at the first unreadable range). Async-signal-safe.
+    pub fn read_vectored(&self, local: &[libc::iovec], remote: &[libc::iovec]) -> usize {
+        if local.is_empty() {
+            return 0;
+        }
+        let saved = crate::writer::errno_get();
+        // SAFETY: `local` describes live buffers of the caller, `remote`
+        // ranges the kernel checks (EFAULT instead of a fault).
+        let n = unsafe {
+            libc::process_vm_readv(
+                self.pid,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        crate::writer::errno_set(saved);
+        n.max(0) as usize
+    }
+}
+
 impl Default for LocalChecked {
     fn default() -> Self {
         Self::new()
@@ -218,6 +243,50 @@ impl Default for BlockCache {
 pub struct Cached<'c, M: Memory> {
     pub inner: M,
     pub cache: &'c BlockCache,
+}
+
+impl Cached<'_, SafeLocal> {
+    /// Read again every block the cache holds from its last use, in one
+    /// `process_vm_readv` call, and forget the blocks that could not be read.
+    /// For a dump that follows a rehearsal of itself (the watchdog's): it
+    /// starts with the blocks it is about to need, for one system call
+    /// instead of one per block. Other read methods cannot batch: the cache
+    /// is cleared instead. Async-signal-safe.
+    pub fn refresh(&self) {
+        let SafeLocal::VmReadv(reader) = &self.inner else {
+            self.cache.clear();
+            return;
+        };
+        let empty = libc::iovec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut local = [empty; BLOCKS];
+        let mut remote = [empty; BLOCKS];
+        let mut slots = [0usize; BLOCKS];
+        let mut count = 0;
+        for (i, tag) in self.cache.tags.iter().enumerate() {
+            let base = tag.load(Ordering::Relaxed);
+            if base == 0 {
+                continue;
+            }
+            // SAFETY: exclusive use of the cache during one dump (see
+            // BlockCache); the pointer is only handed to the kernel.
+            let block = unsafe { &mut (*self.cache.blocks.get())[i] };
+            local[count].iov_base = block.as_mut_ptr().cast();
+            local[count].iov_len = BLOCK;
+            remote[count].iov_base = base as *mut libc::c_void;
+            remote[count].iov_len = BLOCK;
+            slots[count] = i;
+            count += 1;
+        }
+        // Blocks are whole aligned pages, so the kernel stops at the first
+        // block it cannot read: those before it are whole and fresh.
+        let fresh = reader.read_vectored(&local[..count], &remote[..count]) / BLOCK;
+        for &slot in slots.get(fresh..count).unwrap_or(&[]) {
+            self.cache.tags[slot].store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<M: Memory> Cached<'_, M> {
