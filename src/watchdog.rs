@@ -17,8 +17,9 @@
 //!   spinning one within a microsecond; and the real dump, which starts by
 //!   reading again in one system call the memory blocks the rehearsal read,
 //!   takes a third of the time of a cold one. This costs at most the lead in
-//!   CPU time per timeout (no rehearsal for a dump that renders in more than
-//!   1 ms); `LASTWORDS_WATCHDOG_SPIN=0` turns it off;
+//!   CPU time per timeout, and the lead is at most a tenth of the timeout (no
+//!   rehearsal for a dump that renders in more than 1 ms);
+//!   `LASTWORDS_WATCHDOG_SPIN=0` turns it off;
 //! * the mutex is never held during a dump, so arm, cancel, `disable()` and
 //!   interpreter exit never wait for one. A dump that is stuck in write(2)
 //!   keeps its own duplicate of the fd and finishes (or stays blocked) on its
@@ -331,7 +332,7 @@ pub fn arm(
             }
         }
     } else {
-        let wake_at = deadline_ns.saturating_sub(state.lead_ns);
+        let wake_at = deadline_ns.saturating_sub(lead_for(state, timeout_us));
         if wake_at < state.timer_at
             && let Err(e) = set_timer(state, wake_at)
         {
@@ -429,9 +430,9 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
             LAST_FIRE[1].store(now, Ordering::Release);
             return Some(take_job(state));
         }
-        let wake_at = match deadline {
-            u64::MAX => u64::MAX,
-            due => due.saturating_sub(state.lead_ns),
+        let wake_at = match (deadline, state.plan.as_ref()) {
+            (u64::MAX, _) | (_, None) => u64::MAX,
+            (due, Some(plan)) => due.saturating_sub(lead_for(state, plan.timeout_us)),
         };
         let wait = match state.plan.as_ref() {
             Some(plan) if now >= wake_at => Wait::Spin {
@@ -439,7 +440,7 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
                 changes: PLAN_CHANGES.load(Ordering::Acquire),
                 // Once per dump, and only when the last render says it ends
                 // before the deadline.
-                rehearse: (state.lead_ns != 0
+                rehearse: (lead_for(state, plan.timeout_us) != 0
                     && !scratch.rehearsed
                     && scratch.render_ns <= MAX_REHEARSAL_NS
                     && now.saturating_add(scratch.render_ns) < deadline)
@@ -523,6 +524,12 @@ fn update_lead(state: &mut State) {
     } else {
         0
     };
+}
+
+/// The lead for a timeout: never more than a tenth of it, so that a short
+/// repeating timeout does not keep a CPU spinning.
+fn lead_for(state: &State, timeout_us: u64) -> u64 {
+    state.lead_ns.min(timeout_us.saturating_mul(100))
 }
 
 impl Plan {
