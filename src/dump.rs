@@ -14,6 +14,9 @@ use crate::writer::{Sink, Writer};
 pub const MAX_STRING_LENGTH: usize = 500;
 /// Frames printed per thread (`MAX_FRAME_DEPTH`).
 pub const MAX_FRAME_DEPTH: usize = 100;
+/// `sys.modules` entries whose module objects are fetched together.
+const MODULE_BATCH: usize = 32;
+
 /// Threads printed per dump (`MAX_NTHREADS`; 3.15's `max_threads` default).
 pub const MAX_THREADS: usize = 100;
 
@@ -355,50 +358,44 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
         if modules == 0 {
             return;
         }
-        let Ok(items) = self.walker.dict_items(modules) else {
+        let Ok(mut items) = self.walker.dict_items(modules) else {
             return;
         };
         let mut count: u64 = 0;
-        for item in items {
-            let Ok((key, value)) = item else { break };
-            // The module first: most are not extensions, and their keys then
-            // need not be read at all.
-            if self.walker.is_extension_module(value) != Ok(true) {
-                continue;
-            }
-            let Ok(Some(name)) = self.walker.str(key) else {
-                continue;
-            };
-            // Module names to compare are short ASCII; anything else is not a
-            // stdlib name.
-            let mut buf = [0u8; 128];
+        // A batch of entries at a time: the module objects of a batch are
+        // fetched together (one system call with the checked reader, instead
+        // of one per module).
+        let mut batch = [(0usize, 0usize); MODULE_BATCH];
+        let mut values = [0usize; MODULE_BATCH];
+        let mut unreadable = false;
+        while !unreadable {
             let mut len = 0;
-            if name.length <= buf.len() {
-                for ch in self.walker.chars(name) {
-                    match (u8::try_from(ch), buf.get_mut(len)) {
-                        (Ok(b), Some(slot)) if b < 0x80 => {
-                            *slot = b;
-                            len += 1;
-                        }
-                        _ => break,
-                    }
+            for item in items.by_ref() {
+                // An entry that cannot be read ends the list.
+                let Ok(pair) = item else {
+                    unreadable = true;
+                    break;
+                };
+                batch[len] = pair;
+                values[len] = pair.1;
+                len += 1;
+                if len == MODULE_BATCH {
+                    break;
                 }
             }
-            let by_package = self.format.stdlib_by_package;
-            if len == name.length
-                && buf
-                    .get(..len)
-                    .is_some_and(|n| filter.excludes(n, by_package))
-            {
-                continue;
+            if len == 0 {
+                break;
             }
-            self.out.str(if count == 0 {
-                "\nExtension modules: "
-            } else {
-                ", "
-            });
-            self.ascii(key);
-            count += 1;
+            self.walker.mem.prefetch(&values[..len]);
+            // Then the PyModuleDef structs they point to (extension modules'
+            // data, one page each), read next to decide what is an extension.
+            for value in &mut values[..len] {
+                *value = self.walker.module_def_hint(*value);
+            }
+            self.walker.mem.prefetch(&values[..len]);
+            for &(key, value) in &batch[..len] {
+                count += u64::from(self.extension_module(key, value, filter, count));
+            }
         }
         if count > 0 {
             self.out.str(" (total: ");
@@ -406,5 +403,55 @@ impl<M: Memory, S: Sink> Dumper<'_, '_, M, S> {
             self.out.byte(b')');
             self.out.end_line();
         }
+    }
+
+    /// One entry of `sys.modules` for the extension list: printed (after
+    /// `listed` others) when it is an extension outside the stdlib. Returns
+    /// whether it was. Async-signal-safe.
+    fn extension_module(
+        &mut self,
+        key: usize,
+        value: usize,
+        filter: &ModuleFilter,
+        listed: u64,
+    ) -> bool {
+        // The module first: most are not extensions, and their keys then
+        // need not be read at all.
+        if self.walker.is_extension_module(value) != Ok(true) {
+            return false;
+        }
+        let Ok(Some(name)) = self.walker.str(key) else {
+            return false;
+        };
+        // Module names to compare are short ASCII; anything else is not a
+        // stdlib name.
+        let mut buf = [0u8; 128];
+        let mut len = 0;
+        if name.length <= buf.len() {
+            for ch in self.walker.chars(name) {
+                match (u8::try_from(ch), buf.get_mut(len)) {
+                    (Ok(b), Some(slot)) if b < 0x80 => {
+                        *slot = b;
+                        len += 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let by_package = self.format.stdlib_by_package;
+        if len == name.length
+            && buf
+                .get(..len)
+                .is_some_and(|n| filter.excludes(n, by_package))
+        {
+            return false;
+        }
+        self.out.str(if listed == 0 {
+            "\nExtension modules: "
+        } else {
+            ", "
+        });
+        self.ascii(key);
+        true
     }
 }

@@ -263,6 +263,24 @@ def test_extension_modules_listed(tmp_path):
     assert listed == (MINOR >= 10)
 
 
+def test_many_extension_modules_listed_in_order(tmp_path):
+    # lastwords fetches sys.modules' entries 32 at a time: 70 extension
+    # entries between stdlib ones come out whole and in the dict's order.
+    code = """
+        import os, sys, _socket, _struct
+        for i in range(70):
+            sys.modules[f"ext{i:02}"] = _socket if i % 2 else _struct
+            sys.modules[f"plain{i:02}"] = os  # a Python module: left out
+        faulthandler.enable()
+        faulthandler._sigsegv()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    names = ", ".join(f"ext{i:02}" for i in range(70))
+    listed = f"\nExtension modules: {names} (total: 70)\n" in lastwords.output
+    assert listed == (MINOR >= 10)
+
+
 def test_unknown_layout_refuses_at_enable(tmp_path):
     result = run(
         """

@@ -69,6 +69,23 @@ pub trait Memory {
     fn read_ptr(&self, base: usize, offset: usize) -> Result<usize, BadAddress> {
         self.read::<usize>(base.checked_add(offset).ok_or(BadAddress(base))?)
     }
+
+    /// Several ranges in one system call, where the reader can: returns how
+    /// many bytes were read, in order (a reader stops at the first range it
+    /// cannot read; 0 from readers that cannot batch). Async-signal-safe.
+    fn read_vectored(&self, _local: &[libc::iovec], _remote: &[libc::iovec]) -> usize {
+        0
+    }
+
+    /// Whether `read_vectored` can read anything. Async-signal-safe.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// A hint that the objects at `addrs` are about to be read: a caching
+    /// reader may fetch their blocks together. Never changes what a later
+    /// read returns. Async-signal-safe.
+    fn prefetch(&self, _addrs: &[usize]) {}
 }
 
 /// Addresses below this are never valid objects (the NULL page and its
@@ -131,31 +148,6 @@ impl LocalChecked {
     }
 }
 
-impl LocalChecked {
-    /// One `process_vm_readv` of several ranges; returns the bytes read (the
-    /// kernel stops at the first unreadable range). Async-signal-safe.
-    pub fn read_vectored(&self, local: &[libc::iovec], remote: &[libc::iovec]) -> usize {
-        if local.is_empty() {
-            return 0;
-        }
-        let saved = crate::writer::errno_get();
-        // SAFETY: `local` describes live buffers of the caller, `remote`
-        // ranges the kernel checks (EFAULT instead of a fault).
-        let n = unsafe {
-            libc::process_vm_readv(
-                self.pid,
-                local.as_ptr(),
-                local.len() as libc::c_ulong,
-                remote.as_ptr(),
-                remote.len() as libc::c_ulong,
-                0,
-            )
-        };
-        crate::writer::errno_set(saved);
-        n.max(0) as usize
-    }
-}
-
 impl Default for LocalChecked {
     fn default() -> Self {
         Self::new()
@@ -184,6 +176,33 @@ impl Memory for LocalChecked {
         } else {
             Err(BadAddress(addr))
         }
+    }
+
+    /// Async-signal-safe.
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// One `process_vm_readv`. Async-signal-safe.
+    fn read_vectored(&self, local: &[libc::iovec], remote: &[libc::iovec]) -> usize {
+        if local.is_empty() {
+            return 0;
+        }
+        let saved = crate::writer::errno_get();
+        // SAFETY: `local` describes live buffers of the caller, `remote`
+        // ranges the kernel checks (EFAULT instead of a fault).
+        let n = unsafe {
+            libc::process_vm_readv(
+                self.pid,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        crate::writer::errno_set(saved);
+        n.max(0) as usize
     }
 }
 
@@ -245,24 +264,24 @@ pub struct Cached<'c, M: Memory> {
     pub cache: &'c BlockCache,
 }
 
-impl Cached<'_, SafeLocal> {
+/// Blocks a single prefetch brings in at most: half the cache, so that one
+/// prefetch never evicts what the previous one brought.
+const PREFETCH_MAX: usize = BLOCKS / 2;
+
+const NO_IOVEC: libc::iovec = libc::iovec {
+    iov_base: core::ptr::null_mut(),
+    iov_len: 0,
+};
+
+impl<M: Memory> Cached<'_, M> {
     /// Read again every block the cache holds from its last use, in one
-    /// `process_vm_readv` call, and forget the blocks that could not be read.
-    /// For a dump that follows a rehearsal of itself (the watchdog's): it
-    /// starts with the blocks it is about to need, for one system call
-    /// instead of one per block. Other read methods cannot batch: the cache
-    /// is cleared instead. Async-signal-safe.
+    /// system call where the reader can batch, and forget the blocks that
+    /// could not be read (all of them with a reader that cannot batch). For
+    /// a dump that follows a rehearsal of itself (the watchdog's): it starts
+    /// with the blocks it is about to need. Async-signal-safe.
     pub fn refresh(&self) {
-        let SafeLocal::VmReadv(reader) = &self.inner else {
-            self.cache.clear();
-            return;
-        };
-        let empty = libc::iovec {
-            iov_base: core::ptr::null_mut(),
-            iov_len: 0,
-        };
-        let mut local = [empty; BLOCKS];
-        let mut remote = [empty; BLOCKS];
+        let mut local = [NO_IOVEC; BLOCKS];
+        let mut remote = [NO_IOVEC; BLOCKS];
         let mut slots = [0usize; BLOCKS];
         let mut count = 0;
         for (i, tag) in self.cache.tags.iter().enumerate() {
@@ -270,26 +289,35 @@ impl Cached<'_, SafeLocal> {
             if base == 0 {
                 continue;
             }
-            // SAFETY: exclusive use of the cache during one dump (see
-            // BlockCache); the pointer is only handed to the kernel.
-            let block = unsafe { &mut (*self.cache.blocks.get())[i] };
-            local[count].iov_base = block.as_mut_ptr().cast();
-            local[count].iov_len = BLOCK;
-            remote[count].iov_base = base as *mut libc::c_void;
-            remote[count].iov_len = BLOCK;
+            self.describe(i, base, &mut local[count], &mut remote[count]);
             slots[count] = i;
             count += 1;
         }
-        // Blocks are whole aligned pages, so the kernel stops at the first
-        // block it cannot read: those before it are whole and fresh.
-        let fresh = reader.read_vectored(&local[..count], &remote[..count]) / BLOCK;
+        let fresh = self.inner.read_vectored(&local[..count], &remote[..count]) / BLOCK;
         for &slot in slots.get(fresh..count).unwrap_or(&[]) {
             self.cache.tags[slot].store(0, Ordering::Relaxed);
         }
     }
-}
 
-impl<M: Memory> Cached<'_, M> {
+    /// The iovecs that read block `base` into slot `i`. Async-signal-safe.
+    fn describe(&self, i: usize, base: usize, local: &mut libc::iovec, remote: &mut libc::iovec) {
+        // SAFETY: exclusive use of the cache during one dump (see
+        // BlockCache); the pointer is only handed to the kernel.
+        let block = unsafe { &mut (*self.cache.blocks.get())[i] };
+        local.iov_base = block.as_mut_ptr().cast();
+        local.iov_len = BLOCK;
+        remote.iov_base = base as *mut libc::c_void;
+        remote.iov_len = BLOCK;
+    }
+
+    /// Whether the block at `base` is cached. Async-signal-safe.
+    fn holds(&self, base: usize) -> bool {
+        self.cache
+            .tags
+            .iter()
+            .any(|t| t.load(Ordering::Relaxed) == base)
+    }
+
     /// The index of the cached copy of the block at `base`, reading it if
     /// needed. Async-signal-safe.
     fn block(&self, base: usize) -> Result<usize, BadAddress> {
@@ -313,6 +341,43 @@ impl<M: Memory> Cached<'_, M> {
 }
 
 impl<M: Memory> Memory for Cached<'_, M> {
+    /// The blocks of up to [`PREFETCH_MAX`] of `addrs` not cached yet, in
+    /// one system call. Blocks past one that cannot be read are left out
+    /// (read on demand, or found unreadable, later). Async-signal-safe.
+    fn prefetch(&self, addrs: &[usize]) {
+        if !self.inner.batches() {
+            return;
+        }
+        let mut local = [NO_IOVEC; PREFETCH_MAX];
+        let mut remote = [NO_IOVEC; PREFETCH_MAX];
+        let mut slots = [0usize; PREFETCH_MAX];
+        let mut bases = [0usize; PREFETCH_MAX];
+        let mut count = 0;
+        for &addr in addrs {
+            if count == PREFETCH_MAX {
+                break;
+            }
+            let base = addr & !(BLOCK - 1);
+            if plausible(base, BLOCK).is_err()
+                || self.holds(base)
+                || bases.get(..count).is_some_and(|b| b.contains(&base))
+            {
+                continue;
+            }
+            // At most half the cache per call: distinct slots.
+            let i = self.cache.next.fetch_add(1, Ordering::Relaxed) % BLOCKS;
+            self.cache.tags[i].store(0, Ordering::Relaxed);
+            self.describe(i, base, &mut local[count], &mut remote[count]);
+            slots[count] = i;
+            bases[count] = base;
+            count += 1;
+        }
+        let fresh = self.inner.read_vectored(&local[..count], &remote[..count]) / BLOCK;
+        for k in 0..fresh.min(count) {
+            self.cache.tags[slots[k]].store(bases[k], Ordering::Relaxed);
+        }
+    }
+
     /// Async-signal-safe.
     fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
         plausible(addr, dst.len())?;
@@ -556,6 +621,19 @@ impl Memory for SafeLocal {
             SafeLocal::VmReadv(m) => m.read_bytes(addr, dst),
             SafeLocal::Pipe(m) => m.read_bytes(addr, dst),
             SafeLocal::Plain(m) => m.read_bytes(addr, dst),
+        }
+    }
+
+    /// Async-signal-safe.
+    fn batches(&self) -> bool {
+        matches!(self, SafeLocal::VmReadv(_))
+    }
+
+    /// Async-signal-safe.
+    fn read_vectored(&self, local: &[libc::iovec], remote: &[libc::iovec]) -> usize {
+        match self {
+            SafeLocal::VmReadv(m) => m.read_vectored(local, remote),
+            _ => 0,
         }
     }
 }

@@ -373,6 +373,12 @@ impl<'a, M: Memory> Walker<'a, M> {
         Ok(self.mem.read_ptr(def, self.layout.moduledef_methods)? != 0)
     }
 
+    /// Where the `PyModuleDef` of `obj` would be if it were a module, for a
+    /// prefetch (0 when unreadable; not validated). Async-signal-safe.
+    pub fn module_def_hint(&self, obj: usize) -> usize {
+        self.mem.read_ptr(obj, self.layout.module_def).unwrap_or(0)
+    }
+
     /// The (key, value) pairs of a dict, in order. Async-signal-safe.
     pub fn dict_items(&self, dict: usize) -> WalkResult<DictItems<'_, 'a, M>> {
         let l = self.layout;
