@@ -264,8 +264,8 @@ pub struct Cached<'c, M: Memory> {
     pub cache: &'c BlockCache,
 }
 
-/// Blocks a single prefetch brings in at most: half the cache, so that one
-/// prefetch never evicts what the previous one brought.
+/// Blocks a single prefetch brings in at most: half the cache, so that two
+/// in a row (objects, then what they point to) fit in it together.
 const PREFETCH_MAX: usize = BLOCKS / 2;
 
 const NO_IOVEC: libc::iovec = libc::iovec {
@@ -671,6 +671,32 @@ mod tests {
             .unwrap();
         assert_eq!(&out[..10], &data[701..711]);
         assert!(m.read::<u64>(8).is_err());
+        CACHE.clear();
+    }
+
+    #[test]
+    fn prefetch_and_refresh_change_no_result() {
+        static CACHE: BlockCache = BlockCache::new();
+        let mut data: Vec<u64> = (0..4096u64).collect(); // 32 KiB: 8+ blocks
+        let base = data.as_ptr() as usize;
+        let m = Cached {
+            inner: LocalChecked::new(),
+            cache: &CACHE,
+        };
+        // An unreadable address in the middle: the blocks after it are left
+        // to on-demand reads, which still see the right bytes.
+        let unmapped = (1usize << 47) - 4096;
+        m.prefetch(&[base, base + 8192, unmapped, base + 16384, base + 24576]);
+        for i in [0usize, 1024, 2048, 3072, 4095] {
+            assert_eq!(m.read::<u64>(base + i * 8), Ok(i as u64));
+        }
+        assert!(m.read::<u64>(unmapped).is_err());
+        // Blocks read again after the memory changed show the new bytes.
+        data[5] = 77;
+        data[3000] = 99;
+        m.refresh();
+        assert_eq!(m.read::<u64>(base + 5 * 8), Ok(77));
+        assert_eq!(m.read::<u64>(base + 3000 * 8), Ok(99));
         CACHE.clear();
     }
 
