@@ -77,6 +77,8 @@ import threading
 import time
 from _queue import SimpleQueue  # the C queue: put()/get() add no Python frames
 
+from benchlib import first_difference, stack_depth
+
 try:
     import lastwords
 except ImportError as exc:  # pragma: no cover - environment problem
@@ -148,15 +150,6 @@ class FatalPathEnabled:
 # --- The process state: N threads, each exactly D Python frames deep ----------
 
 
-def _stack_depth(frame):
-    """Number of Python frames from `frame` down to the bottom of its thread."""
-    depth = 0
-    while frame is not None:
-        depth += 1
-        frame = frame.f_back
-    return depth
-
-
 def _descend(remaining, fn, args):
     if remaining == 0:
         return fn(*args)
@@ -165,7 +158,7 @@ def _descend(remaining, fn, args):
 
 def call_at_depth(depth, fn, *args):
     """Call fn(*args) so that fn's frame is the depth-th Python frame of this thread."""
-    here = _stack_depth(sys._getframe())  # this frame included
+    here = stack_depth(sys._getframe())  # this frame included
     # call_at_depth is at `here`, the first _descend at here + 1, the last one
     # at here + 1 + extra, and fn at here + 2 + extra.
     extra = depth - here - 2
@@ -254,13 +247,6 @@ def parse_dump(text):
         elif line.startswith("  File "):
             frames += 1
     return threads, frames
-
-
-def first_difference(a, b):
-    for i, (la, lb) in enumerate(zip(a.splitlines(), b.splitlines()), 1):
-        if la != lb:
-            return f"line {i}: stdlib {la!r} / lastwords {lb!r}"
-    return f"one output is a prefix of the other ({len(a)} / {len(b)} bytes)"
 
 
 def measure(args):

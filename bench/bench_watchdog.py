@@ -93,6 +93,8 @@ import statistics
 import sys
 import time
 
+from benchlib import first_difference, stack_depth
+
 try:
     import lastwords
 except ImportError as exc:  # pragma: no cover - environment problem
@@ -440,7 +442,7 @@ def measure_lateness(args):
             )
             warnings.append(
                 f"{name}: {len(fired[name]) - count} of {len(fired[name])} timeout dumps differ from the"
-                f" most common one{why}; e.g. {first_difference(typical[name], other)}"
+                f" most common one{why}; e.g. {first_difference(typical[name], other, (name, name))}"
             )
     if len(typical) == 2:
         a, b = typical["stdlib"], typical["lastwords"]
@@ -454,13 +456,6 @@ def measure_lateness(args):
         if a != b and not args.spin:
             warnings.append(f"the most common timeout dumps differ: {first_difference(a, b)}")
     return result, warnings
-
-
-def first_difference(a, b):
-    for i, (la, lb) in enumerate(zip(a.splitlines(), b.splitlines()), 1):
-        if la != lb:
-            return f"line {i}: {la.decode('ascii', 'replace')!r} / {lb.decode('ascii', 'replace')!r}"
-    return f"one is a prefix of the other ({len(a)} / {len(b)} bytes)"
 
 
 # --- Output -----------------------------------------------------------------------
@@ -615,18 +610,10 @@ def parse_args(argv=None):
     return args
 
 
-def frame_depth_here():
-    depth, frame = 0, sys._getframe(1)
-    while frame is not None:
-        depth += 1
-        frame = frame.f_back
-    return depth
-
-
 def main(argv=None):
     args = parse_args(argv)
     # <module> -> main -> measure_lateness -> run_lateness -> fire_once -> wait_readable
-    main_depth = frame_depth_here() + 4
+    main_depth = stack_depth(sys._getframe()) + 4
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
