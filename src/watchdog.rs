@@ -486,8 +486,9 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
                 if let Some(spec) = rehearse {
                     // A walk whose output is thrown away: it brings the
                     // interpreter's memory, the lock and the read path into
-                    // the caches, which makes the real dump at the deadline
-                    // several times faster. HEAD_LOCK is only tried.
+                    // the caches, and leaves the list of pages the real dump
+                    // re-reads in one call (60 -> 35 us measured for a small
+                    // dump). HEAD_LOCK is only tried.
                     scratch.render(&spec, 0);
                     scratch.rehearsed = true;
                 }
