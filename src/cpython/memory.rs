@@ -166,12 +166,7 @@ impl Memory for LocalChecked {
             iov_base: addr as *mut libc::c_void,
             iov_len: dst.len(),
         };
-        let saved = crate::writer::errno_get();
-        // SAFETY: `local` describes the caller's live buffer; the kernel checks
-        // `remote` and reports EFAULT instead of faulting.
-        let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
-        crate::writer::errno_set(saved);
-        if n == dst.len() as isize {
+        if self.read_vectored(&[local], &[remote]) == dst.len() {
             Ok(())
         } else {
             Err(BadAddress(addr))
@@ -310,23 +305,18 @@ impl<M: Memory> Cached<'_, M> {
         remote.iov_len = BLOCK;
     }
 
-    /// Whether the block at `base` is cached. Async-signal-safe.
-    fn holds(&self, base: usize) -> bool {
+    /// The slot holding the block at `base`, if cached. Async-signal-safe.
+    fn slot_of(&self, base: usize) -> Option<usize> {
         self.cache
             .tags
             .iter()
-            .any(|t| t.load(Ordering::Relaxed) == base)
+            .position(|t| t.load(Ordering::Relaxed) == base)
     }
 
     /// The index of the cached copy of the block at `base`, reading it if
     /// needed. Async-signal-safe.
     fn block(&self, base: usize) -> Result<usize, BadAddress> {
-        if let Some(i) = self
-            .cache
-            .tags
-            .iter()
-            .position(|t| t.load(Ordering::Relaxed) == base)
-        {
+        if let Some(i) = self.slot_of(base) {
             return Ok(i);
         }
         let i = self.cache.next.fetch_add(1, Ordering::Relaxed) % BLOCKS;
@@ -359,7 +349,7 @@ impl<M: Memory> Memory for Cached<'_, M> {
             }
             let base = addr & !(BLOCK - 1);
             if plausible(base, BLOCK).is_err()
-                || self.holds(base)
+                || self.slot_of(base).is_some()
                 || bases.get(..count).is_some_and(|b| b.contains(&base))
             {
                 continue;
