@@ -81,8 +81,6 @@ struct State {
     timer_at: u64,
     /// Whether the watchdog wakes early and spins (`LASTWORDS_WATCHDOG_SPIN`).
     spin: bool,
-    /// How long before a deadline the timer goes off (see `update_lead`).
-    lead_ns: u64,
     /// Smoothed lateness of the thread's wake-ups from the timer.
     wake_late_ns: u64,
     /// How long the watchdog's last render took (`u64::MAX`: none yet).
@@ -109,7 +107,6 @@ static SHARED: Shared = Shared {
         timer_fd: -1,
         timer_at: u64::MAX,
         spin: false,
-        lead_ns: 0,
         wake_late_ns: INITIAL_WAKE_LATE_NS,
         render_ns: u64::MAX,
     }),
@@ -156,7 +153,6 @@ fn init() {
         let guard = Guard::lock();
         let state = guard.state();
         state.spin = spin;
-        update_lead(state);
         drop(guard);
         // SAFETY: registers three extern "C" functions that only lock, unlock
         // or reset this module's own state.
@@ -401,7 +397,7 @@ fn watchdog_main(epoch: u64) {
 
 /// How the watchdog waits for the next deadline.
 enum Wait {
-    /// Block in read() on the timer, which goes off `lead_ns` early.
+    /// Block in read() on the timer, which goes off early (`lead_for`).
     Sleep { timer_fd: i32 },
     /// Close enough: rehearse the dump if there is time, then spin on the
     /// clock until the deadline or a plan change.
@@ -422,7 +418,6 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
         }
         // Renders happen without the lock: bring their duration in.
         state.render_ns = scratch.render_ns;
-        update_lead(state);
         let deadline = state.plan.as_ref().map_or(u64::MAX, |p| p.deadline_ns);
         let now = now_ns();
         if now >= deadline {
@@ -439,9 +434,8 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
                 deadline,
                 changes: PLAN_CHANGES.load(Ordering::Acquire),
                 // Once per dump, and only when the last render says it ends
-                // before the deadline.
-                rehearse: (lead_for(state, plan.timeout_us) != 0
-                    && !scratch.rehearsed
+                // before the deadline. (With no lead, the plan is due here.)
+                rehearse: (!scratch.rehearsed
                     && scratch.render_ns <= MAX_REHEARSAL_NS
                     && now.saturating_add(scratch.render_ns) < deadline)
                     .then_some(plan.spec()),
@@ -506,31 +500,24 @@ fn learn_wake_latency(state: &mut State, late_ns: u64) {
     // next one.
     let late_ns = late_ns.min(MAX_SPIN_MARGIN_NS);
     state.wake_late_ns = (state.wake_late_ns * 7 + late_ns) / 8;
-    update_lead(state);
 }
 
-/// How long before a deadline the timer goes off: the spin margin (about
-/// twice the wake-up lateness), plus the time a rehearsal takes. Zero with
+/// How long before the deadline of a `timeout_us` timeout the timer goes
+/// off: the spin margin (about twice the wake-up lateness) plus the time a
+/// rehearsal takes, never more than a tenth of the timeout (a short repeating
+/// timeout must not keep a CPU spinning). Zero with
 /// `LASTWORDS_WATCHDOG_SPIN=0`.
-fn update_lead(state: &mut State) {
-    state.lead_ns = if state.spin {
-        let margin =
-            (2 * state.wake_late_ns + 20_000).clamp(MIN_SPIN_MARGIN_NS, MAX_SPIN_MARGIN_NS);
-        let rehearsal = if state.render_ns <= MAX_REHEARSAL_NS {
-            state.render_ns
-        } else {
-            0
-        };
-        margin + rehearsal
+fn lead_for(state: &State, timeout_us: u64) -> u64 {
+    if !state.spin {
+        return 0;
+    }
+    let margin = (2 * state.wake_late_ns + 20_000).clamp(MIN_SPIN_MARGIN_NS, MAX_SPIN_MARGIN_NS);
+    let rehearsal = if state.render_ns <= MAX_REHEARSAL_NS {
+        state.render_ns
     } else {
         0
     };
-}
-
-/// The lead for a timeout: never more than a tenth of it, so that a short
-/// repeating timeout does not keep a CPU spinning.
-fn lead_for(state: &State, timeout_us: u64) -> u64 {
-    state.lead_ns.min(timeout_us.saturating_mul(100))
+    (margin + rehearsal).min(timeout_us.saturating_mul(100))
 }
 
 impl Plan {
