@@ -1,63 +1,110 @@
-"""`python -m lastwords run ...`: the main job, a program crashing under
-lastwords with its report on screen."""
+"""`lastwords run ...` and `python -m lastwords run ...`: the main job, a
+program crashing under lastwords with its report on screen. Everything after
+`run` means what it means to `python`: each case runs under plain `python`
+with the stdlib's faulthandler as well, and the two must agree."""
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 
-from helpers import plain
+import pytest
+
+from helpers import mask
+
+NATIVE = os.path.join(sysconfig.get_path("scripts"), "lastwords")
 
 
-def lastwords_run(*args, cwd):
-    proc = subprocess.run(
-        [sys.executable, "-m", "lastwords", "run", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
+def launch(argv, cwd, env=None):
+    child_env = dict(os.environ)
+    for name in ("LASTWORDS", "LASTWORDS_ENABLE", "LASTWORDS_FILE", "PYTHONFAULTHANDLER"):
+        child_env.pop(name, None)
+    child_env.update(env or {})
+    return subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=60, env=child_env, stdin=subprocess.DEVNULL
     )
-    return proc
 
 
-def test_run_script_crash_report(tmp_path):
-    script = tmp_path / "prog.py"
-    script.write_text(
-        "import sys, lastwords\n"
-        "def crash():\n"
-        "    print('args', sys.argv, flush=True)\n"
-        "    lastwords._sigsegv()\n"
-        "crash()\n"
-    )
-    proc = lastwords_run("prog.py", "a", "--flag", cwd=tmp_path)
-    assert proc.returncode == -signal.SIGSEGV
-    assert proc.stdout == "args ['prog.py', 'a', '--flag']\n"
-    lines = plain(proc.stderr).splitlines()
-    assert lines[0] == "Fatal Python error: Segmentation fault"
-    assert lines[1] == ""
-    assert lines[2] == "Current thread 0xTHREAD (most recent call first):"
-    assert lines[3] == '  File "prog.py", line 4 in crash'
-    assert lines[4] == '  File "prog.py", line 5 in <module>'
-    # Then the runner's own frames (runpy), outermost last.
-    assert all(line.startswith("  File ") for line in lines[5:])
+# The three ways to start a program: plain Python with the stdlib's handler
+# (the reference), lastwords' native command, and `python -m lastwords`.
+def plain_python(args, cwd):
+    return launch([sys.executable, "-X", "faulthandler", *args], cwd)
 
 
-def test_run_module_and_report_file(tmp_path):
+def native_run(args, cwd, options=()):
+    return launch([NATIVE, *options, "run", *args], cwd)
+
+
+def module_run(args, cwd, options=()):
+    return launch([sys.executable, "-m", "lastwords", *options, "run", *args], cwd)
+
+
+RUNNERS = [native_run, module_run]
+
+
+def test_the_native_command_is_installed():
+    assert os.access(NATIVE, os.X_OK), NATIVE
+    with open(NATIVE, "rb") as f:
+        assert f.read(4) == b"\x7fELF", "the lastwords command must be the native executable"
+
+
+CRASH = (
+    "import sys, faulthandler\n"
+    "def crash():\n"
+    "    print('args', sys.argv, flush=True)\n"
+    "    faulthandler._sigsegv()\n"
+    "crash()\n"
+)
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=["native", "module"])
+def test_run_script_report_equals_pythons(runner, tmp_path):
+    (tmp_path / "prog.py").write_text(CRASH)
+    expected = plain_python(["prog.py", "a", "--flag"], tmp_path)
+    got = runner(["prog.py", "a", "--flag"], tmp_path)
+    assert expected.returncode == -signal.SIGSEGV
+    assert got.returncode == expected.returncode
+    assert got.stdout == expected.stdout
+    assert mask(got.stderr) == mask(expected.stderr)
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=["native", "module"])
+def test_run_module_and_report_file(runner, tmp_path):
     (tmp_path / "crashmod.py").write_text(
-        "import lastwords\n"
+        "import faulthandler\n"
         "if __name__ == '__main__':\n"
-        "    lastwords._sigabrt()\n"
+        "    faulthandler._sigabrt()\n"
     )
-    proc = lastwords_run("--file", "report.txt", "-m", "crashmod", cwd=tmp_path)
-    assert proc.returncode == -signal.SIGABRT
-    report = (tmp_path / "report.txt").read_text()
-    assert plain(report).startswith("Fatal Python error: Aborted\n\nCurrent thread 0xTHREAD (most recent")
-    assert 'crashmod.py", line 3 in <module>\n' in report
+    expected = plain_python(["-m", "crashmod"], tmp_path)
+    got = runner(["-m", "crashmod"], tmp_path, options=("--file", "report.txt"))
+    assert got.returncode == expected.returncode == -signal.SIGABRT
+    assert got.stderr == ""
+    assert mask((tmp_path / "report.txt").read_text()) == mask(expected.stderr)
 
 
-def test_run_without_program_is_a_usage_error(tmp_path):
-    proc = lastwords_run(cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "a script path or -m module is required" in proc.stderr
+@pytest.mark.parametrize("runner", RUNNERS, ids=["native", "module"])
+def test_module_options_belong_to_the_module(runner, tmp_path):
+    (tmp_path / "echo.py").write_text("import sys; print(sys.argv[1:])\n")
+    got = runner(["-m", "echo", "-q", "--file", "x"], tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "['-q', '--file', 'x']\n"
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=["native", "module"])
+def test_missing_script_is_pythons_error(runner, tmp_path):
+    expected = plain_python(["missing.py"], tmp_path)
+    got = runner(["missing.py"], tmp_path)
+    assert got.returncode == expected.returncode == 2
+    assert got.stderr == expected.stderr
+
+
+def test_without_a_command_is_a_usage_error(tmp_path):
+    for argv in ([NATIVE], [sys.executable, "-m", "lastwords"]):
+        proc = launch(argv, tmp_path)
+        assert proc.returncode == 2
+        assert "a command is required" in proc.stderr
 
 
 def test_example_program(tmp_path):
@@ -65,8 +112,8 @@ def test_example_program(tmp_path):
     import pathlib
 
     example = pathlib.Path(__file__).parent.parent / "examples" / "crash.py"
-    proc = lastwords_run(str(example), cwd=tmp_path)
+    proc = module_run([str(example)], tmp_path)
     assert proc.returncode == -signal.SIGSEGV
     assert proc.stderr.startswith("Fatal Python error: Segmentation fault\n\n")
-    assert plain(proc.stderr).count("(most recent call first)") == 2
+    assert mask(proc.stderr).count("(most recent call first)") == 2
     assert 'crash.py", line 22 in checksum\n' in proc.stderr

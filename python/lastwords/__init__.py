@@ -79,3 +79,22 @@ def install():
         previous.disable()
         _lastwords.enable()
 
+
+def _start():
+    """What ``lastwords.pth`` runs at start-up when ``LASTWORDS`` is set:
+    stand in for faulthandler and, when ``LASTWORDS_ENABLE`` is set too (as
+    ``lastwords run`` sets it), enable lastwords, writing to the file named by
+    ``LASTWORDS_FILE`` (appended) or to stderr."""
+    import os
+    import sys
+
+    install()
+    if os.environ.get("LASTWORDS_ENABLE", "") in ("", "0") or sys.modules.get("faulthandler") is not _lastwords:
+        return
+    path = os.environ.get("LASTWORDS_FILE")
+    if path:
+        # Kept open for the life of the process: enable() keeps a reference.
+        _lastwords.enable(open(path, "a"))
+    elif not _lastwords.is_enabled():
+        _lastwords.enable()
+

@@ -1,38 +1,65 @@
-"""``python -m lastwords run script.py [args]`` / ``python -m lastwords run -m module [args]``:
-run a program with lastwords enabled, so that a crash prints every thread's traceback."""
+"""``python -m lastwords [--file PATH] run ARGS...``: ``python ARGS...`` with
+lastwords enabled, so that a crash prints every thread's traceback.
 
-import argparse
-import runpy
+Like the native ``lastwords`` command, this replaces itself with the
+interpreter (``os.execv``), so that everything after ``run`` means what it
+means to ``python`` (and the interpreter flags this module was started with,
+such as ``-X dev``, are passed on). Other commands (``dump``) are the native
+command's: this module hands them over to it.
+"""
+
+import os
+import subprocess
 import sys
+import sysconfig
 
-import lastwords
+USAGE = """\
+usage: python -m lastwords [--file PATH] run [PYTHON ARGS...]
+       python -m lastwords dump ...   (the native `lastwords` command)"""
+
+
+def _native_command():
+    """The native `lastwords` executable installed with this package."""
+    for scheme_dir in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        path = os.path.join(scheme_dir, "lastwords")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _usage_error(message):
+    print(f"lastwords: {message}\n{USAGE}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="lastwords",
-        description="Run a Python program with lastwords enabled: if it crashes, "
-        "the traceback of every thread is written to stderr.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a script or module under lastwords")
-    run.add_argument("-m", dest="module", help="run a library module as a script")
-    run.add_argument("--file", help="write reports to this file instead of stderr")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="script path and its arguments")
-    options = parser.parse_args(argv)
-
-    if options.module is None and not options.args:
-        run.error("a script path or -m module is required")
-    report = open(options.file, "a") if options.file else None
-    lastwords.enable(file=report)
-    if options.module is not None:
-        sys.argv = [options.module] + options.args
-        runpy.run_module(options.module, run_name="__main__", alter_sys=True)
-    else:
-        sys.argv = options.args
-        sys.path.insert(0, __import__("os").path.dirname(options.args[0]) or ".")
-        runpy.run_path(options.args[0], run_name="__main__")
+    args = list(sys.argv[1:] if argv is None else argv)
+    report_file = None
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            print(USAGE)
+            return 0
+        if arg == "--file":
+            if not args:
+                return _usage_error("--file needs a path")
+            report_file = os.path.abspath(args.pop(0))
+        elif arg == "run":
+            env = dict(os.environ, LASTWORDS="1", LASTWORDS_ENABLE="1")
+            env.pop("LASTWORDS_FILE", None)
+            if report_file is not None:
+                env["LASTWORDS_FILE"] = report_file
+            flags = subprocess._args_from_interpreter_flags()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execve(sys.executable, [sys.executable, *flags, *args], env)
+        else:
+            native = _native_command()
+            if native is None:
+                return _usage_error(f"unknown command {arg!r} (the native lastwords command is not installed)")
+            os.execv(native, [native, arg, *args])
+    return _usage_error("a command is required")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::layout::{HeadLockKind, Layout};
+use crate::cpython::layout::{HeadLockKind, Layout};
 
 unsafe extern "C" {
     /// `PyThread_acquire_lock_timed`: exported by every CPython 3.

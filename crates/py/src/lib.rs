@@ -20,18 +20,19 @@
 
 #![deny(unsafe_code)]
 
-pub mod cpython;
 pub mod crash;
-pub mod dump;
 pub mod fatal;
+pub mod headlock;
 pub mod native;
-pub mod procfs;
 pub mod pyfatal;
 pub mod signals;
 pub mod target;
 pub mod user_signal;
 pub mod watchdog;
-pub mod writer;
+
+// The interpreter reader and the renderer live in lastwords-core (no PyO3, no
+// signals); the in-process code names them as if they were its own modules.
+pub use lastwords_core::{cpython, dump, procfs, writer};
 
 use std::sync::Mutex;
 

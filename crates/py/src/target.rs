@@ -14,11 +14,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString};
 
 use crate::cpython::debug_offsets;
-use crate::cpython::headlock::HeadLock;
 use crate::cpython::layout::{self, DebugOffsetsError, Layout};
 use crate::cpython::memory::{LocalUnchecked, Memory};
 use crate::cpython::walk::{KnownTypes, Walker};
 use crate::dump::{Format, ModuleFilter};
+use crate::headlock::HeadLock;
 
 /// The interpreter lastwords runs in, as the dump paths need it.
 pub struct Target {

@@ -3,7 +3,6 @@
 //! knows about signals or output formats.
 
 pub mod debug_offsets;
-pub mod headlock;
 pub mod layout;
 pub mod lines;
 pub mod memory;
