@@ -35,6 +35,15 @@ impl Default for SavedAction {
     }
 }
 
+/// An empty signal set. Async-signal-safe.
+pub fn empty_set() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is a valid value for sigemptyset to fill.
+    let mut set: libc::sigset_t = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: `set` is a valid sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    set
+}
+
 /// A handler action with the given flags (`SA_SIGINFO` added) and an empty mask.
 pub fn action(handler: Handler, flags: libc::c_int) -> libc::sigaction {
     // SAFETY: a zeroed sigaction is a valid "default action, empty mask" value.
@@ -98,11 +107,25 @@ pub fn call_previous(
         return;
     }
     if handler == libc::SIG_DFL {
+        // The default action must happen now, as the stdlib's SA_NODEFER
+        // handler lets it: terminate or dump core (the process ends here),
+        // stop (raise returns once the process is continued) or ignore. The
+        // signal is blocked while its handler runs, so it is unblocked for
+        // the raise: a raise while blocked would stay pending, be delivered
+        // to the reinstalled handler on return, and start the dump again,
+        // for ever.
         restore(signum, saved);
-        // SAFETY: raise() is async-signal-safe; the default action runs now
-        // (the signal is blocked in this handler, so it is delivered when we
-        // return if the default action does not end the process first).
-        unsafe { libc::raise(signum) };
+        let mut only = empty_set();
+        // SAFETY: `only` is a valid sigset_t; sigaddset, pthread_sigmask and
+        // raise are async-signal-safe.
+        unsafe {
+            libc::sigaddset(&mut only, signum);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &only, core::ptr::null_mut());
+            libc::raise(signum);
+            // Blocked again before our handler is back: another instance of
+            // the signal waits for this handler to return.
+            libc::pthread_sigmask(libc::SIG_BLOCK, &only, core::ptr::null_mut());
+        }
         let action = action(ours, libc::SA_RESTART | libc::SA_ONSTACK);
         let _ = install(signum, &action, None);
         return;
