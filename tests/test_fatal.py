@@ -324,3 +324,35 @@ def test_every_read_method_gives_the_same_report(reader, tmp_path):
     stdlib, lastwords = run_both(code, tmp_path, prelude=PARKING, env={"LASTWORDS_READER": reader})
     assert_same(stdlib, lastwords)
     assert lastwords.returncode == -signal.SIGSEGV
+
+
+def test_two_threads_fault_at_once(tmp_path):
+    """Two threads get different fatal signals at the same moment: every run
+    ends with one whole report (header, both threads, the main thread's
+    frames) and the process dies of the signal its report names. The stdlib
+    often prints two headers or a cut report here."""
+    code = """
+        import ctypes, signal, sys, threading
+        libc = ctypes.CDLL(None)  # CDLL: the call releases the GIL
+        barrier = threading.Barrier(2)
+        def fault(signum):
+            barrier.wait()
+            getattr(libc, "raise")(signum)
+        faulthandler.enable()
+        t = threading.Thread(target=fault, args=(signal.SIGFPE,))
+        t.start()
+        def main_thread():
+            fault(signal.SIGSEGV)
+        main_thread()
+        t.join()
+    """
+    names = {SIGNAL_NAMES[signal.SIGSEGV]: signal.SIGSEGV, SIGNAL_NAMES[signal.SIGFPE]: signal.SIGFPE}
+    for attempt in range(12):
+        result = run(code, cwd=str(tmp_path))
+        out = result.plain
+        assert out.count("Fatal Python error: ") == 1, out
+        header = out.splitlines()[0].removeprefix("Fatal Python error: ")
+        assert result.returncode == -names[header], (header, result.returncode, out)
+        # Both threads are listed and the main thread's listing is complete.
+        assert out.count("(most recent call first):") == 2, out
+        assert 'snippet.py", line 14 in <module>\n' in out, out

@@ -62,9 +62,12 @@ static FD: AtomicI32 = AtomicI32::new(2);
 static ALL_THREADS: AtomicBool = AtomicBool::new(true);
 static MAX_THREADS: AtomicUsize = AtomicUsize::new(crate::dump::MAX_THREADS);
 static C_STACK: AtomicBool = AtomicBool::new(false);
-/// Set while a fatal report is being written.
-static FATAL_DUMPING: AtomicBool = AtomicBool::new(false);
-/// The thread (kernel tid) writing a fatal report, and the signal it reports.
+/// The thread (kernel tid) that owns the process's fatal report, from the
+/// moment it claims it until its re-raise returns (0: none). Other threads
+/// with a fatal signal wait for it.
+static REPORT_OWNER: AtomicI32 = AtomicI32::new(0);
+/// The thread writing a fatal report right now, and the signal it reports:
+/// a fault on that thread while it writes ends the process.
 static REPORTING_TID: AtomicI32 = AtomicI32::new(0);
 static REPORTING_SIGNUM: AtomicI32 = AtomicI32::new(0);
 static INTERP: AtomicUsize = AtomicUsize::new(0);
@@ -140,6 +143,15 @@ pub fn disable() -> bool {
 
 /// The handler of the five fatal signals.
 ///
+/// Unlike the stdlib, the handler stays installed while the report is
+/// written, and the previous action is put back only for the re-raise: a
+/// fatal signal on another thread then reaches this handler, which waits for
+/// the report under way instead of writing into it and ending the process
+/// before it is complete (the stdlib, having restored the previous action
+/// first, dies at once of the second signal). A fault inside the report on
+/// the reporting thread is caught by the same handler and ends the process
+/// with the signal being reported.
+///
 /// Async-signal-safe.
 extern "C" fn on_fatal_signal(
     signum: libc::c_int,
@@ -161,19 +173,75 @@ extern "C" fn on_fatal_signal(
         // it was reporting, as it would have without lastwords.
         die_of(REPORTING_SIGNUM.load(Ordering::Acquire));
     }
-    // Like the stdlib: the previous action first, so that the re-raise below
-    // (or a second fault inside the dump) goes to it.
-    restore_previous(index);
     let already_reported = signum == libc::SIGABRT
         && pyfatal::interrupted_sp(context)
             .zip(SafeLocal::checked(&SCAN_PIPE))
             .is_some_and(|(sp, mem)| pyfatal::in_progress(&mem, sp));
-    if let (Some(target), false) = (target::get(), already_reported) {
+    // One report per process at a time: a thread that comes second waits
+    // (bounded) for the first one's report, whose re-raise normally ends the
+    // process before the wait does.
+    let claim = if already_reported {
+        Claim::None
+    } else {
+        claim_report(tid)
+    };
+    if claim != Claim::None
+        && let Some(target) = target::get()
+    {
+        REPORTING_SIGNUM.store(signum, Ordering::Release);
+        REPORTING_TID.store(tid, Ordering::Release);
         report(target, signum, context, FD.load(Ordering::Acquire));
+        REPORTING_TID.store(0, Ordering::Release);
     }
+    restore_previous(index);
     errno_set(saved_errno);
     // SAFETY: raise() is async-signal-safe; the previous action is in place.
+    // A fault inside a previous handler that runs now is a new crash, and
+    // is reported as one (this thread owns the report already).
     unsafe { libc::raise(signum) };
+    // The previous action returned (a handler that did not end the
+    // process): the next fatal signal may report again.
+    if claim == Claim::Fresh {
+        REPORT_OWNER.store(0, Ordering::Release);
+    }
+}
+
+/// How long a thread with a fatal signal waits for another thread's report
+/// before it goes on without a report of its own: long enough for any report
+/// written to a responsive file, short enough that a report stuck on a full
+/// pipe does not hold the process forever.
+const OTHER_REPORT_WAIT_MS: u32 = 5_000;
+
+/// How [`claim_report`] went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// This thread now owns the report (and releases it).
+    Fresh,
+    /// This thread owned it already: a fatal signal raised by a previous
+    /// handler that our re-raise called.
+    Nested,
+    /// Another thread's report did not end in time: no report from here.
+    None,
+}
+
+/// Take the right to write the report for this process, waiting for another
+/// thread's report to end first (at most [`OTHER_REPORT_WAIT_MS`]).
+/// Async-signal-safe.
+fn claim_report(tid: libc::pid_t) -> Claim {
+    for _ in 0..=OTHER_REPORT_WAIT_MS {
+        match REPORT_OWNER.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Claim::Fresh,
+            Err(owner) if owner == tid => return Claim::Nested,
+            Err(_) => {}
+        }
+        let one_ms = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: nanosleep is async-signal-safe; valid timespec, no remainder.
+        unsafe { libc::nanosleep(&one_ms, core::ptr::null_mut()) };
+    }
+    Claim::None
 }
 
 /// End the process by `signum` with its default action. Async-signal-safe.
@@ -193,15 +261,17 @@ fn die_of(signum: libc::c_int) -> ! {
 }
 
 /// Blocks of interpreter memory read by the fatal report (one report at a
-/// time: FATAL_DUMPING).
+/// time: REPORT_OWNER).
 static FATAL_CACHE: BlockCache = BlockCache::new();
 /// The pipes of the pipe read method: the report's, and the Py_FatalError
-/// scan's (which runs before the report takes FATAL_DUMPING).
+/// scan's (which runs before the report is claimed).
 static FATAL_PIPE: PipeSlot = PipeSlot::new();
 static SCAN_PIPE: PipeSlot = PipeSlot::new();
 
 /// Write the fatal report: header, threads, C stack (3.14+), extension
-/// modules.
+/// modules. The caller owns the report (REPORT_OWNER: one at a time; a user
+/// signal dump in another thread, which holds signals::DUMPING, does not stop
+/// this one: the process is dying, its report comes first).
 ///
 /// Async-signal-safe.
 fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_void, fd: i32) {
@@ -222,15 +292,6 @@ fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_vo
     out.str(signal_name(signum, target.format.fpe_name));
     out.end_line();
     out.end_line();
-    // A second fault inside this report does not start another one. A user
-    // signal dump in another thread (signals::DUMPING) does not stop this
-    // one: the process is dying, its report comes first.
-    if FATAL_DUMPING.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    // SAFETY: gettid has no preconditions.
-    REPORTING_TID.store(unsafe { libc::gettid() }, Ordering::Release);
-    REPORTING_SIGNUM.store(signum, Ordering::Release);
     if checked {
         FATAL_CACHE.clear();
         let mem = Cached {
@@ -241,8 +302,6 @@ fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_vo
     } else {
         report_body(&LocalUnchecked, target, context, &mut out);
     }
-    REPORTING_TID.store(0, Ordering::Release);
-    FATAL_DUMPING.store(false, Ordering::Release);
 }
 
 /// Everything after the header, through `mem`. Async-signal-safe.
@@ -284,7 +343,13 @@ fn report_body<M: Memory, S: Sink>(
 /// without a signal: the same reader, walk and flushing as the handler. For
 /// the benchmark of the fatal path (`bench/bench_dump.py --fatal-path`).
 pub fn rehearse(fd: i32) {
-    if let Some(target) = target::get() {
+    let Some(target) = target::get() else {
+        return;
+    };
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    if claim_report(tid) == Claim::Fresh {
         report(target, libc::SIGSEGV, core::ptr::null_mut(), fd);
+        REPORT_OWNER.store(0, Ordering::Release);
     }
 }
