@@ -15,7 +15,7 @@ use pyo3::types::{PyModule, PyString};
 
 use crate::cpython::debug_offsets;
 use crate::cpython::layout::{self, DebugOffsetsError, Layout};
-use crate::cpython::memory::{LocalUnchecked, Memory};
+use crate::cpython::memory::{LocalUnchecked, Memory, PipeSlot, SafeLocal};
 use crate::cpython::walk::{KnownTypes, Walker};
 use crate::dump::{Format, ModuleFilter};
 use crate::headlock::HeadLock;
@@ -88,6 +88,7 @@ fn build(py: Python<'_>) -> Result<Target, String> {
     if abiflags.contains('t') {
         return unknown("free-threaded builds are not supported yet");
     }
+    let corrupt = std::env::var("_LASTWORDS_TEST_CORRUPT_LAYOUT").ok();
     // 3.9-3.12: the built-in tables. 3.13+: the interpreter's own
     // _Py_DebugOffsets (the tables of those versions fill what they lack).
     let (layout, layout_source) = match minor {
@@ -123,6 +124,10 @@ fn build(py: Python<'_>) -> Result<Target, String> {
         code: code_type.as_ptr() as usize,
     };
     refresh_stdlib_names(py);
+    let mut layout = layout;
+    if let Some(field) = corrupt.as_deref() {
+        corrupt_for_test(&mut layout, field);
+    }
     let target = Target {
         layout,
         head_lock: HeadLock::new(&layout, runtime_address()),
@@ -209,9 +214,15 @@ fn read_debug_offsets<const N: usize>(
     decode(&words, hexversion).map_err(|e| e.to_string())
 }
 
+/// A pipe for the checked reads of [`validate`].
+static VALIDATE_PIPE: PipeSlot = PipeSlot::new();
+
 /// Walk the calling thread with the new layout and check that what it finds
 /// is what the Python API says: a wrong table must fail here, with the GIL
-/// held, not later in a signal handler.
+/// held, not later in a signal handler. A wrong layout leads to wrong
+/// addresses, so every read goes through a checked reader: an unreadable
+/// address is an error, never a fault (with `LASTWORDS=1` this runs in every
+/// Python process at start-up).
 fn validate(target: &Target) -> Result<(), String> {
     // SAFETY: called with the GIL held (from `resolve`), so the calling thread
     // has a current thread state and the interpreter is initialised.
@@ -221,7 +232,9 @@ fn validate(target: &Target) -> Result<(), String> {
             pyo3::ffi::PyInterpreterState_Get() as usize,
         )
     };
-    let walker = Walker::new(&LocalUnchecked, &target.layout, target.types);
+    let mem = SafeLocal::checked(&VALIDATE_PIPE)
+        .ok_or("no checked way to read memory (process_vm_readv and pipes are refused)")?;
+    let walker = Walker::new(&mem, &target.layout, target.types);
     let err = |what: &str| Err(format!("{what} does not match"));
     if walker.thread_interp(tstate) != Ok(interp) {
         return err("PyThreadState.interp");
@@ -231,20 +244,23 @@ fn validate(target: &Target) -> Result<(), String> {
     if walker.thread_id(tstate) != Ok(me) {
         return err("PyThreadState.thread_id");
     }
-    // The calling thread is in the list that starts at the interpreter's head.
+    // The calling thread is in the list that starts at the interpreter's
+    // head, and the whole list (followed to its end: the calling thread is
+    // often the head, which would not test `next`) belongs to the
+    // interpreter.
     let mut t = walker.thread_head(interp).map_err(|e| format!("{e:?}"))?;
     let mut found = false;
     for _ in 0..100_000 {
         if t == 0 {
             break;
         }
-        if t == tstate {
-            found = true;
-            break;
+        found |= t == tstate;
+        if walker.thread_interp(t) != Ok(interp) {
+            return err("PyThreadState.next");
         }
         t = walker.next_thread(t).map_err(|e| format!("{e:?}"))?;
     }
-    if !found {
+    if !found || t != 0 {
         return err("PyInterpreterState.threads");
     }
     // Import runs Python code, so there is a frame whose file name is a str.
@@ -256,4 +272,21 @@ fn validate(target: &Target) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `_LASTWORDS_TEST_CORRUPT_LAYOUT=FIELD`: move one offset of the layout far
+/// away, as a wrong table for a patched or unusual build would, so that tests
+/// can check that import and `install()` survive it.
+fn corrupt_for_test(layout: &mut Layout, field: &str) {
+    // Far enough to leave every mapping, near enough to stay a plausible
+    // user-space address once added to a heap pointer.
+    const FAR: usize = 1 << 40;
+    match field {
+        "tstate_next" => layout.tstate_next = FAR,
+        "tstate_interp" => layout.tstate_interp = FAR,
+        "interp_threads_head" => layout.interp_threads_head = FAR,
+        "frame_code" => layout.frame_code = FAR,
+        "code_filename" => layout.code_filename = FAR,
+        _ => {}
+    }
 }
