@@ -34,6 +34,10 @@ pub struct HeadLock {
     kind: HeadLockKind,
     /// Address of the `interpreters.mutex` field inside `_PyRuntime`.
     field: usize,
+    /// `PyMutex_Unlock` (3.13+), resolved with the lock: releasing a PyMutex
+    /// that has waiters needs it, and the release path must not look
+    /// anything up while the lock is held.
+    unlock: Option<extern "C" fn(*mut u8)>,
 }
 
 /// Held until dropped.
@@ -44,11 +48,23 @@ pub struct HeadLockGuard {
 }
 
 impl HeadLock {
-    /// The head lock of the runtime at `runtime` (the address of `_PyRuntime`).
+    /// The head lock of the runtime at `runtime` (the address of `_PyRuntime`),
+    /// or None when it cannot be used safely: `_PyRuntime` not exported, or
+    /// (3.13+) no `PyMutex_Unlock` to wake the waiters with. The watchdog then
+    /// walks without the lock, validating what it reads.
     pub fn new(layout: &Layout, runtime: usize) -> Option<HeadLock> {
-        (runtime != 0).then_some(HeadLock {
+        if runtime == 0 {
+            return None;
+        }
+        let field = runtime.checked_add(layout.runtime_head_lock)?;
+        let unlock = match layout.head_lock_kind {
+            HeadLockKind::ThreadLock => None,
+            HeadLockKind::PyMutex => Some(pymutex_unlock()?),
+        };
+        Some(HeadLock {
             kind: layout.head_lock_kind,
-            field: runtime + layout.runtime_head_lock,
+            field,
+            unlock,
         })
     }
 
@@ -119,9 +135,10 @@ impl Drop for HeadLockGuard {
                 if bits
                     .compare_exchange(PYMUTEX_LOCKED, 0, Ordering::Release, Ordering::Relaxed)
                     .is_err()
+                    && let Some(unlock) = self.lock.unlock
                 {
                     // Waiters parked meanwhile: CPython's own unlock wakes them.
-                    unlock_slow(self.lock.field);
+                    unlock(self.lock.field as *mut u8);
                 }
             }
         }
@@ -130,13 +147,15 @@ impl Drop for HeadLockGuard {
 
 /// `PyMutex_Unlock` (exported from 3.13), looked up at run time so that the
 /// extension still loads on older versions.
-fn unlock_slow(field: usize) {
+fn pymutex_unlock() -> Option<extern "C" fn(*mut u8)> {
+    if std::env::var_os("_LASTWORDS_TEST_NO_PYMUTEX_UNLOCK").is_some() {
+        return None;
+    }
     // SAFETY: dlsym with a NUL-terminated name; NULL when absent.
     let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"PyMutex_Unlock".as_ptr()) };
-    if !f.is_null() {
-        // SAFETY: PyMutex_Unlock(PyMutex *) is the exported function's
-        // signature; `field` is the PyMutex this thread locked.
-        let unlock: extern "C" fn(*mut u8) = unsafe { core::mem::transmute(f) };
-        unlock(field as *mut u8);
+    if f.is_null() {
+        return None;
     }
+    // SAFETY: PyMutex_Unlock(PyMutex *) is the exported function's signature.
+    Some(unsafe { core::mem::transmute::<*mut libc::c_void, extern "C" fn(*mut u8)>(f) })
 }
