@@ -65,36 +65,82 @@ def test_register_twice_keeps_the_original_handler(tmp_path):
     assert lastwords.output.startswith("Stack (most recent call first):\n")
 
 
+# Waiting for a thread to block in read(2) on a given fd: its
+# /proc/self/task/<tid>/syscall starts with the syscall number and the fd.
+READ_SYSCALL = {"x86_64": 0, "aarch64": 63}
+
+
 def test_system_calls_go_on(tmp_path):
-    """SA_RESTART: a read interrupted by the dump resumes."""
-    result = run(
-        """
-        import os, signal, threading, time
+    """SA_RESTART, as in the stdlib: a read(2) interrupted by the dump goes
+    on. The read is made through ctypes, because Python itself retries an
+    interrupted os.read (PEP 475) and would hide a missing SA_RESTART."""
+    code = f"""
+        import ctypes, os, platform, signal, threading
+        libc = ctypes.CDLL(None, use_errno=True)  # the call releases the GIL
         r, w = os.pipe()
-        faulthandler.register(signal.SIGUSR1, all_threads=False)
-        def later():
-            time.sleep(0.2)
-            os.kill(os.getpid(), signal.SIGUSR1)
-            time.sleep(0.2)
+        report = open("report.txt", "w")
+        faulthandler.register(signal.SIGUSR1, file=report, all_threads=False)
+        main_tid = threading.get_native_id()
+        read_nr = {READ_SYSCALL}[platform.machine()]
+        def blocked_in_read():
+            try:
+                with open(f"/proc/self/task/{{main_tid}}/syscall") as f:
+                    fields = f.read().split()
+            except OSError:
+                return False
+            return fields[:2] == [str(read_nr), hex(r)]
+        def poke():
+            while not blocked_in_read():
+                pass
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+            # Back in read(2) once the handler returned (or gone, on EINTR).
+            while os.path.getsize("report.txt") == 0 or not blocked_in_read():
+                if not threading.main_thread().is_alive():
+                    return
             os.write(w, b"done")
-        threading.Thread(target=later).start()
-        print(os.read(r, 4))
-        """,
-        cwd=str(tmp_path),
-    )
-    assert result.returncode == 0, result.output
-    assert result.stdout == "b'done'\n"
+        threading.Thread(target=poke, daemon=True).start()
+        buf = ctypes.create_string_buffer(4)
+        n = libc.read(r, buf, 4)
+        print(n, buf.raw if n == 4 else os.strerror(ctypes.get_errno()))
+        """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert stdlib.stdout == "4 b'done'\n", stdlib.output
+    assert lastwords.returncode == 0, lastwords.output
+    assert lastwords.stdout == stdlib.stdout
+    report = (tmp_path / "lastwords" / "report.txt").read_text()
+    assert report.startswith("Stack (most recent call first):\n"), report
+
+
+# pause(3) blocks in this system call (aarch64 has no pause(2)).
+PAUSE_SYSCALL = {"x86_64": 34, "aarch64": 73}
 
 
 @pytest.mark.parametrize("all_threads", [True, False])
 def test_signal_on_a_thread_without_python_state(all_threads, tmp_path):
     code = f"""
-        import ctypes, signal, time
-        libc = ctypes.CDLL(None)
+        import ctypes, os, platform, signal, threading
+        libc = ctypes.CDLL(None)  # the calls release the GIL
+        faulthandler.register(signal.SIGUSR1, all_threads={all_threads})
+        # A C thread running pause(), which returns once a handler has run
+        # on it: joining the thread waits for the dump.
         tid = ctypes.c_ulong()
         libc.pthread_create(ctypes.byref(tid), None, ctypes.cast(libc.pause, ctypes.c_void_p), None)
-        faulthandler.register(signal.SIGUSR1, all_threads={all_threads})
-        signal.pthread_kill(tid.value, signal.SIGUSR1); time.sleep(0.5)
+        pause_nr = str({PAUSE_SYSCALL}[platform.machine()])
+        def paused_tasks():
+            found = []
+            for task in os.listdir("/proc/self/task"):
+                try:
+                    with open(f"/proc/self/task/{{task}}/syscall") as f:
+                        if f.read().split()[:1] == [pause_nr]:
+                            found.append(task)
+                except OSError:
+                    pass
+            return found
+        while not paused_tasks():
+            pass
+        # One line, so that the main thread's frame has the same line
+        # whether the dump catches it before or inside the join.
+        signal.pthread_kill(tid.value, signal.SIGUSR1); libc.pthread_join(tid, None)
         print("alive")
     """
     stdlib, lastwords = run_both(code, tmp_path)
@@ -144,6 +190,7 @@ def test_api_from_many_threads_while_signals_arrive(tmp_path):
         signal.signal(signal.SIGUSR1, original)
         devnull = open(os.devnull, "w")
         stop = threading.Event()
+        rounds = [0] * 6
         def churn(k):
             while not stop.is_set():
                 faulthandler.enable(devnull)
@@ -152,25 +199,29 @@ def test_api_from_many_threads_while_signals_arrive(tmp_path):
                 faulthandler.unregister(signal.SIGUSR1)
                 faulthandler.cancel_dump_traceback_later()
                 faulthandler.disable()
+                rounds[k] += 1
         def poke():
             while not stop.is_set():
                 os.kill(os.getpid(), signal.SIGUSR1)
-                time.sleep(0.0005)
         threads = [threading.Thread(target=churn, args=(k,)) for k in range(6)]
         threads.append(threading.Thread(target=poke))
         for t in threads:
             t.start()
-        time.sleep(2.0)
+        # Until every thread went round 100 times and 20 signals were
+        # handled, wherever they landed.
+        deadline = time.monotonic() + 30
+        while (min(rounds) < 100 or len(seen) < 20) and time.monotonic() < deadline:
+            time.sleep(0.01)
         stop.set()
         for t in threads:
             t.join()
         faulthandler.unregister(signal.SIGUSR1)
         faulthandler.cancel_dump_traceback_later()
         faulthandler.disable()
-        print(signal.getsignal(signal.SIGUSR1) is original, faulthandler.is_enabled(), len(seen) > 0)
+        print(signal.getsignal(signal.SIGUSR1) is original, faulthandler.is_enabled(), min(rounds) >= 100, len(seen) >= 20)
         """,
         cwd=str(tmp_path),
         timeout=60,
     )
     assert result.returncode == 0, result.output
-    assert result.stdout == "True False True\n"
+    assert result.stdout == "True False True True\n"
