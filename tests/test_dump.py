@@ -172,3 +172,28 @@ def test_exact_dump_text(tmp_path):
         f'  File "{path}", line 4 in f\n'
         f'  File "{path}", line 5 in <module>\n'
     )
+
+
+@pytest.mark.parametrize("where", ["explicit", "fatal"])
+def test_frame_without_a_line(where, tmp_path):
+    """A code object with an empty line table: its line is `???`. Up to
+    3.13 the listing goes on; from 3.14 the stdlib ends it there with
+    `  <invalid frame>`. Each version's own stdlib is the reference."""
+    table = "co_lnotab" if MINOR == 9 else "co_linetable"
+    action = "faulthandler.dump_traceback()" if where == "explicit" else "faulthandler._sigsegv()"
+    code = f"""
+        def inner():
+            {action}
+        inner.__code__ = inner.__code__.replace({table}=b"")
+        def outer():
+            inner()
+        faulthandler.enable()
+        outer()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert_same(stdlib, lastwords)
+    if MINOR >= 14:
+        assert "in inner\n  <invalid frame>\n" in lastwords.output
+    elif MINOR >= 10:
+        assert "line ??? in inner\n" in lastwords.output
+        assert "in outer\n" in lastwords.output

@@ -5,13 +5,34 @@
 //! No PyO3 and no signal handling here: this crate builds and is tested
 //! without Python. Modules, from the bottom up:
 //! * [`writer`]: the fd writer (fixed buffer, no allocation).
-//! * [`cpython`]: layouts, memory readers, line tables and the walker.
-//! * [`dump`]: the renderer: the stdlib's text, version by version.
+//! * [`memory`]: readers of this process, another process, a page cache.
+//! * [`cpython`]: layouts, line tables and the walker.
+//! * [`report`]: one traversal of threads and frames, into the stdlib's text
+//!   (version by version) or JSON.
 //! * [`procfs`]: thread names from /proc, signal-safely.
 
 #![deny(unsafe_code)]
+// Everything in this crate may run in a signal handler, on the watchdog's
+// fire path, or on memory of another process: no panic may be reachable, in
+// any build. Arithmetic on values read from a target is checked, slices are
+// reached with `get`, nothing unwraps. (Unit tests may.)
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::cast_possible_truncation,
+    )
+)]
 
 pub mod cpython;
-pub mod dump;
+pub mod memory;
 pub mod procfs;
+pub mod report;
 pub mod writer;

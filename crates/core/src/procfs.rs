@@ -3,42 +3,110 @@
 
 #![allow(unsafe_code)]
 
+/// A path built on the stack, NUL-terminated. Async-signal-safe.
+struct PathBuf64 {
+    bytes: [u8; 64],
+    len: usize,
+    overflowed: bool,
+}
+
+impl PathBuf64 {
+    fn new() -> Self {
+        PathBuf64 {
+            bytes: [0; 64],
+            len: 0,
+            overflowed: false,
+        }
+    }
+
+    fn push(&mut self, part: &[u8]) -> &mut Self {
+        for &b in part {
+            match self.bytes.get_mut(self.len) {
+                Some(slot) => {
+                    *slot = b;
+                    self.len = self.len.saturating_add(1);
+                }
+                None => self.overflowed = true,
+            }
+        }
+        self
+    }
+
+    fn number(&mut self, n: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        self.push(crate::writer::format_decimal(n, &mut digits))
+    }
+
+    /// The path as a C string, if it fit. Async-signal-safe.
+    fn c_str(&mut self) -> Option<*const libc::c_char> {
+        self.push(b"\0");
+        (!self.overflowed).then_some(self.bytes.as_ptr().cast())
+    }
+}
+
+/// Read a small /proc file into `buf` (at most its length), without the
+/// trailing newline; None when it cannot be read or is empty.
+/// Async-signal-safe.
+fn read_small(path: &mut PathBuf64, buf: &mut [u8]) -> Option<usize> {
+    let c_path = path.c_str()?;
+    // SAFETY: `c_path` is NUL-terminated and lives in `path`.
+    let fd = unsafe { libc::open(c_path, libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: reading into the caller's buffer, at most its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    let n = usize::try_from(n).ok()?;
+    let text = buf.get(..n)?;
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    (!text.is_empty()).then_some(text.len())
+}
+
 /// The name of thread `tid` of this process (`/proc/self/task/<tid>/comm`,
 /// what `pthread_getname_np` reads for another thread), without its newline;
 /// None when it cannot be read or is empty. Unlike `pthread_getname_np` it
 /// never dereferences a `pthread_t`, which may belong to a thread that is
-/// gone. Async-signal-safe.
+/// gone. For the calling thread it asks the kernel directly
+/// (`prctl(PR_GET_NAME)`, as `pthread_getname_np` does for itself), which
+/// works without /proc. Async-signal-safe.
 pub fn thread_name(tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
-    let mut path = [0u8; 48];
-    let mut len = 0;
-    let mut push = |bytes: &[u8]| {
-        for &b in bytes {
-            if let Some(slot) = path.get_mut(len) {
-                *slot = b;
-                len += 1;
+    if tid == 0 {
+        return None;
+    }
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() };
+    if u64::try_from(me).ok() == Some(tid) {
+        // PR_GET_NAME writes at most 16 bytes, NUL-terminated.
+        let mut name = [0u8; 16];
+        // SAFETY: prctl(PR_GET_NAME) writes at most 16 bytes into `name`.
+        if unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) } == 0 {
+            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            if len == 0 {
+                return None;
             }
+            buf.get_mut(..len)?.copy_from_slice(name.get(..len)?);
+            return buf.get(..len);
         }
-    };
-    push(b"/proc/self/task/");
-    let mut digits = [0u8; 20];
-    push(crate::writer::format_decimal(tid, &mut digits));
-    push(b"/comm\0");
-    if tid == 0 || len >= path.len() {
-        return None;
     }
-    // SAFETY: `path` is NUL-terminated (pushed above, and len < capacity).
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: reading into our own buffer, at most its length minus one.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len() - 1) };
-    // SAFETY: closing the fd opened above.
-    unsafe { libc::close(fd) };
-    let n = usize::try_from(n).ok()?;
-    let name = buf.get(..n)?;
-    let name = name.strip_suffix(b"\n").unwrap_or(name);
-    (!name.is_empty()).then_some(name)
+    let mut path = PathBuf64::new();
+    path.push(b"/proc/self/task/").number(tid).push(b"/comm");
+    let n = read_small(&mut path, buf)?;
+    buf.get(..n)
+}
+
+/// The name of thread `tid` of process `pid` (`/proc/<pid>/task/<tid>/comm`),
+/// without its newline. Async-signal-safe.
+pub fn task_name(pid: u64, tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
+    let mut path = PathBuf64::new();
+    path.push(b"/proc/")
+        .number(pid)
+        .push(b"/task/")
+        .number(tid)
+        .push(b"/comm");
+    let n = read_small(&mut path, buf)?;
+    buf.get(..n)
 }
 
 #[cfg(test)]

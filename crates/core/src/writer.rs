@@ -51,7 +51,7 @@ impl Sink for FdSink {
             if n > 0 {
                 bytes = bytes.get(n as usize..).unwrap_or(&[]);
             } else if n < 0 && errno_get() == libc::EINTR && eintr_budget > 0 {
-                eintr_budget -= 1;
+                eintr_budget = eintr_budget.saturating_sub(1);
             } else {
                 break;
             }
@@ -98,19 +98,26 @@ pub fn errno_set(value: i32) {
 /// The decimal digits of `value`, written at the end of `digits`.
 /// Async-signal-safe.
 pub fn format_decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
+    // u64::MAX has 20 digits: the loop ends with `value == 0` before
+    // `start` can reach 0.
     let mut start = digits.len();
-    loop {
-        start -= 1;
+    while let Some(next) = start.checked_sub(1) {
+        start = next;
         if let Some(d) = digits.get_mut(start) {
-            *d = b'0' + (value % 10) as u8;
+            *d = DECIMAL_DIGITS
+                .get((value % 10) as usize)
+                .copied()
+                .unwrap_or(b'?');
         }
         value /= 10;
-        if value == 0 || start == 0 {
+        if value == 0 {
             break;
         }
     }
     digits.get(start..).unwrap_or(&[])
 }
+
+const DECIMAL_DIGITS: &[u8; 10] = b"0123456789";
 
 /// A buffered writer with the few formatting primitives a dump needs.
 pub struct Writer<S: Sink> {
@@ -153,16 +160,18 @@ impl<S: Sink> Writer<S> {
     /// Append raw bytes. Async-signal-safe.
     pub fn bytes(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            if self.len == BUFFER_SIZE {
+            if self.len >= BUFFER_SIZE {
                 self.flush();
             }
-            let room = BUFFER_SIZE - self.len;
+            // `len < BUFFER_SIZE` here: `room` and `take` are at least 1.
+            let room = BUFFER_SIZE.saturating_sub(self.len);
             let take = room.min(bytes.len());
             let (now, rest) = bytes.split_at(take);
-            if let Some(dst) = self.buf.get_mut(self.len..self.len + take) {
+            let end = self.len.saturating_add(take);
+            if let Some(dst) = self.buf.get_mut(self.len..end) {
                 dst.copy_from_slice(now);
             }
-            self.len += take;
+            self.len = end;
             bytes = rest;
         }
     }
@@ -174,12 +183,12 @@ impl<S: Sink> Writer<S> {
 
     /// Append one byte. Async-signal-safe.
     pub fn byte(&mut self, b: u8) {
-        if self.len == BUFFER_SIZE {
+        if self.len >= BUFFER_SIZE {
             self.flush();
         }
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = b;
-            self.len += 1;
+            self.len = self.len.saturating_add(1);
         }
     }
 
@@ -216,13 +225,13 @@ impl<S: Sink> Writer<S> {
         let mut out = [0u8; 16];
         let width = width.min(out.len());
         let mut start = out.len();
-        loop {
-            start -= 1;
+        while let Some(next) = start.checked_sub(1) {
+            start = next;
             if let Some(d) = out.get_mut(start) {
-                *d = DIGITS[(value & 15) as usize];
+                *d = DIGITS.get((value & 15) as usize).copied().unwrap_or(b'?');
             }
             value >>= 4;
-            if (out.len() - start >= width && value == 0) || start == 0 {
+            if out.len().saturating_sub(start) >= width && value == 0 {
                 break;
             }
         }
@@ -234,8 +243,8 @@ impl<S: Sink> Writer<S> {
     /// is, everything else as `\xHH`, `\uHHHH` or `\UHHHHHHHH`.
     /// Async-signal-safe.
     pub fn escaped_char(&mut self, ch: u32) {
-        if (0x20..=0x7e).contains(&ch) {
-            self.byte(ch as u8);
+        if let Ok(printable @ 0x20..=0x7e) = u8::try_from(ch) {
+            self.byte(printable);
         } else if ch <= 0xff {
             self.str("\\x");
             self.hex(ch as u64, 2);
@@ -266,7 +275,7 @@ pub struct VecSink {
 impl Sink for VecSink {
     fn write_all(&mut self, bytes: &[u8]) {
         self.bytes.extend_from_slice(bytes);
-        self.writes += 1;
+        self.writes = self.writes.saturating_add(1);
     }
 }
 

@@ -19,11 +19,11 @@
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
-use crate::cpython::memory::{
+use crate::cpython::walk::Walker;
+use crate::memory::{
     BlockCache, Cached, LocalUnchecked, Memory, PipeSlot, SafeLocal, choose_read_method,
 };
-use crate::cpython::walk::Walker;
-use crate::dump::Dumper;
+use crate::report::text::TextReport;
 use crate::signals::{self, SavedAction};
 use crate::writer::{FdSink, FlushPolicy, Sink, Writer, errno_get, errno_set};
 use crate::{native, pyfatal, target};
@@ -60,7 +60,7 @@ static PREVIOUS: [SavedAction; 5] = [const { SavedAction::new() }; 5];
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static FD: AtomicI32 = AtomicI32::new(2);
 static ALL_THREADS: AtomicBool = AtomicBool::new(true);
-static MAX_THREADS: AtomicUsize = AtomicUsize::new(crate::dump::MAX_THREADS);
+static MAX_THREADS: AtomicUsize = AtomicUsize::new(crate::report::MAX_THREADS);
 static C_STACK: AtomicBool = AtomicBool::new(false);
 /// The thread (kernel tid) that owns the process's fatal report, from the
 /// moment it claims it until its re-raise returns (0: none). Other threads
@@ -317,7 +317,7 @@ fn report_body<M: Memory, S: Sink>(
     // stdlib's handler makes the same call.
     let current = unsafe { pyo3::ffi::PyGILState_GetThisThreadState() } as usize;
     let walker = Walker::new(mem, &target.layout, target.types);
-    let mut d = Dumper {
+    let mut d = TextReport {
         walker: &walker,
         format: &target.format,
         out,

@@ -32,7 +32,7 @@ pub mod watchdog;
 
 // The interpreter reader and the renderer live in lastwords-core (no PyO3, no
 // signals); the in-process code names them as if they were its own modules.
-pub use lastwords_core::{cpython, dump, procfs, writer};
+pub use lastwords_core::{cpython, memory, procfs, report, writer};
 
 use std::sync::Mutex;
 
@@ -42,9 +42,9 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
 
-use cpython::memory::LocalUnchecked;
 use cpython::walk::Walker;
-use dump::Dumper;
+use memory::LocalUnchecked;
+use report::text::TextReport;
 use writer::{FdSink, FlushPolicy, Writer};
 
 /// The file object the fatal handler writes to, kept alive until `disable()`
@@ -254,7 +254,7 @@ fn keyword_only(py: Python<'_>) -> &'static [&'static str] {
 /// a negative number lists no thread at all.
 fn max_threads_arg(py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
     let Some(value) = value else {
-        return Ok(dump::MAX_THREADS);
+        return Ok(report::MAX_THREADS);
     };
     let n: isize = value.extract().map_err(|e: PyErr| {
         if e.is_instance_of::<PyOverflowError>(py) {
@@ -264,7 +264,7 @@ fn max_threads_arg(py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult
         }
     })?;
     Ok(match n {
-        0 => dump::MAX_THREADS,
+        0 => report::MAX_THREADS,
         n => usize::try_from(n).unwrap_or(0),
     })
 }
@@ -369,7 +369,7 @@ fn dump_traceback(
     // consistent and plain loads are safe (and fastest).
     let walker = Walker::new(&LocalUnchecked, &target.layout, target.types);
     let mut out = Writer::new(FdSink(fd), FlushPolicy::WhenFull);
-    let result = Dumper {
+    let result = TextReport {
         walker: &walker,
         format: &target.format,
         out: &mut out,
@@ -485,7 +485,7 @@ fn dump_traceback_later(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
-    cpython::memory::ensure_read_method();
+    memory::ensure_read_method();
     watchdog::arm(fd, timeout_us, repeat, exit, max_threads, interp).map_err(os_error)?;
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
@@ -569,7 +569,7 @@ fn register(
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut files = USER_FILES.lock().unwrap_or_else(|e| e.into_inner());
-    cpython::memory::choose_read_method();
+    memory::choose_read_method();
     user_signal::register(signum, fd, all_threads, chain, max_threads, interp).map_err(os_error)?;
     let old = take_user_file(&mut files, signum);
     if let Some(keep) = keep {

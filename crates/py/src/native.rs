@@ -49,7 +49,7 @@
 use core::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
 
-use crate::cpython::memory::{LocalChecked, Memory};
+use crate::memory::{LocalChecked, Memory};
 use crate::writer::{Sink, Writer};
 
 /// The stdlib's `BACKTRACE_SIZE`: at most this many frames are printed, and a
@@ -486,7 +486,7 @@ mod elf {
 
     /// Copy the vDSO's ELF image out of memory (it has no file).
     pub fn memory_image(addr: usize) -> Result<Vec<u8>> {
-        use crate::cpython::memory::{LocalChecked, Memory};
+        use crate::memory::{LocalChecked, Memory};
         let mem = LocalChecked::new();
         let mut header = [0u8; 64];
         mem.read_bytes(addr, &mut header)
@@ -953,7 +953,7 @@ impl<'t, M: Memory> Resolver<'t, '_, M> {
 /// The dynamic loader's public `struct link_map` list, read without its lock.
 mod link_map {
     use super::{Found, Name, Symbols, auxv};
-    use crate::cpython::memory::Memory;
+    use crate::memory::Memory;
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     const DT_NULL: i64 = 0;

@@ -14,7 +14,7 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::cpython::memory::Memory;
+use crate::memory::Memory;
 
 /// `[start, end)` of each exported fatal-error entry point, found at enable time.
 static RANGES: [(AtomicUsize, AtomicUsize); 3] = [

@@ -14,11 +14,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString};
 
 use crate::cpython::debug_offsets;
-use crate::cpython::layout::{self, DebugOffsetsError, Layout};
-use crate::cpython::memory::{LocalUnchecked, Memory, PipeSlot, SafeLocal};
+use crate::cpython::layout::{self, Layout};
 use crate::cpython::walk::{KnownTypes, Walker};
-use crate::dump::{Format, ModuleFilter};
 use crate::headlock::HeadLock;
+use crate::memory::{LocalUnchecked, Memory, PipeSlot, SafeLocal};
+use crate::report::text::{Format, ModuleFilter};
 
 /// The interpreter lastwords runs in, as the dump paths need it.
 pub struct Target {
@@ -99,19 +99,9 @@ fn build(py: Python<'_>) -> Result<Target, String> {
             *layout::table_for(minor).ok_or("no table")?,
             "built-in table",
         ),
-        13 => (
-            read_debug_offsets(hexversion, layout::from_debug_offsets_313)?,
-            "_Py_DebugOffsets",
-        ),
-        // Debug builds publish the same offsets (only struct sizes differ).
-        14 => (
-            read_debug_offsets(hexversion, debug_offsets::from_debug_offsets_314)?,
-            "_Py_DebugOffsets",
-        ),
-        15 => (
-            read_debug_offsets(hexversion, debug_offsets::from_debug_offsets_315)?,
-            "_Py_DebugOffsets",
-        ),
+        // 3.13+: the interpreter's own offsets. Debug builds of 3.14 and
+        // 3.15 publish the same offsets (only struct sizes differ).
+        m if debug_offsets::decodes(m) => (read_debug_offsets(hexversion)?, "_Py_DebugOffsets"),
         _ => return unknown("its memory layout is not known to this version of lastwords"),
     };
     let code_type = py
@@ -122,6 +112,7 @@ fn build(py: Python<'_>) -> Result<Target, String> {
         unicode: py.get_type::<PyString>().as_ptr() as usize,
         module: py.get_type::<PyModule>().as_ptr() as usize,
         code: code_type.as_ptr() as usize,
+        bytes_str: 0,
     };
     refresh_stdlib_names(py);
     let mut layout = layout;
@@ -199,19 +190,16 @@ fn runtime_address() -> usize {
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr()) as usize }
 }
 
-/// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13+: `N` words).
-fn read_debug_offsets<const N: usize>(
-    hexversion: u64,
-    decode: fn(&[u64; N], u64) -> Result<Layout, DebugOffsetsError>,
-) -> Result<Layout, String> {
+/// Find `_PyRuntime` and decode its `_Py_DebugOffsets` (3.13+).
+fn read_debug_offsets(hexversion: u64) -> Result<Layout, String> {
     let runtime = runtime_address();
     if runtime == 0 {
         return Err("the interpreter does not export _PyRuntime".into());
     }
-    let words: [u64; N] = LocalUnchecked
+    let words: [u64; debug_offsets::MAX_WORDS] = LocalUnchecked
         .read(runtime)
         .map_err(|_| "_PyRuntime is unreadable".to_string())?;
-    decode(&words, hexversion).map_err(|e| e.to_string())
+    debug_offsets::decode(&words, hexversion).map_err(|e| e.to_string())
 }
 
 /// A pipe for the checked reads of [`validate`].

@@ -9,9 +9,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
-use crate::cpython::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
 use crate::cpython::walk::Walker;
-use crate::dump::Dumper;
+use crate::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
+use crate::report::text::TextReport;
 use crate::signals::{self, SavedAction};
 use crate::target;
 use crate::writer::{FdSink, FlushPolicy, Writer, errno_get, errno_set};
@@ -36,7 +36,7 @@ static SIGNALS: [UserSignal; NSIG as usize] = [const {
         all_threads: AtomicBool::new(true),
         chain: AtomicBool::new(false),
         interp: AtomicUsize::new(0),
-        max_threads: AtomicUsize::new(crate::dump::MAX_THREADS),
+        max_threads: AtomicUsize::new(crate::report::MAX_THREADS),
         previous: SavedAction::new(),
     }
 }; NSIG as usize];
@@ -137,7 +137,7 @@ fn dump(slot: &UserSignal) {
         cache: &USER_CACHE,
     };
     let walker = Walker::new(&mem, &target.layout, target.types);
-    let mut d = Dumper {
+    let mut d = TextReport {
         walker: &walker,
         format: &target.format,
         out: &mut out,

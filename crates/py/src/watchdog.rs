@@ -43,9 +43,9 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
-use crate::cpython::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
 use crate::cpython::walk::Walker;
-use crate::dump::Dumper;
+use crate::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
+use crate::report::text::TextReport;
 use crate::target;
 use crate::writer::{FdSink, FlushPolicy, Sink, SliceSink, Writer};
 
@@ -665,12 +665,12 @@ impl Scratch {
         );
         write_timeout_header(&mut out, spec.timeout_us);
         // The watchdog thread has no thread state: no thread is "current".
-        let ok = Dumper {
+        let ok = TextReport {
             walker: &walker,
             format: &target.format,
             out: &mut out,
         }
-        .all_threads(spec.interp, 0, spec.max_threads)
+        .threads(true, spec.interp, 0, spec.max_threads)
         .is_ok();
         let sink = out.into_sink();
         drop(head_lock);

@@ -1,13 +1,14 @@
-//! Layouts for CPython 3.14 and 3.15, decoded from the `_Py_DebugOffsets`
-//! block each interpreter publishes at the start of `_PyRuntime`.
+//! Layouts for CPython 3.13, 3.14 and 3.15, decoded from the
+//! `_Py_DebugOffsets` block each interpreter publishes at the start of
+//! `_PyRuntime`: one decoder, one table of word positions per version.
 //!
-//! As for 3.13 (see `layout::from_debug_offsets_313`), the interpreter's own
-//! offsets win over anything compiled in: every field lastwords reads is taken
-//! from the block when the block has it, checked to lie inside the struct it
-//! belongs to. The rest (str bit positions, dict keys, module and type fields)
-//! come from [`PY314`] / [`PY315`], computed by the compiler from the
-//! interpreters' own headers (`scripts/layout_probe.c` on Debian sid's 3.14.10
-//! and 3.15.2, release and debug builds: identical output).
+//! The interpreter's own offsets win over anything compiled in: every field
+//! lastwords reads is taken from the block when the block has it, checked to
+//! lie inside the struct it belongs to. The rest (str bit positions, dict
+//! keys, module and type fields) come from `layout::PY313`, [`PY314`] and
+//! [`PY315`], computed by the compiler from the interpreters' own headers
+//! (`scripts/layout_probe.c` on 3.13.0, and on Debian sid's 3.14.10 and 3.15.2,
+//! release and debug builds: identical output).
 //!
 //! What changed for the walker since 3.13:
 //!
@@ -32,13 +33,13 @@
 
 use super::layout::{
     COMPACT_KEYS, DebugOffsetsError, FramePath, HeadLockKind, InstrPosition, Layout, LineTable,
+    PY313,
 };
 
-/// Number of u64 words of the 3.14 `_Py_DebugOffsets` (its whole size).
-pub const DEBUG_OFFSETS_314_WORDS: usize = 95;
-
-/// Number of u64 words of the 3.15 `_Py_DebugOffsets` (its whole size).
-pub const DEBUG_OFFSETS_315_WORDS: usize = 111;
+/// The longest `_Py_DebugOffsets` lastwords reads, in u64 words (3.15's whole
+/// block): a reader may always fetch this many words from `_PyRuntime` (the
+/// runtime state is far larger) and hand them to [`decode`].
+pub const MAX_WORDS: usize = 111;
 
 /// `PyObject` of a build without `Py_TRACE_REFS`: `ob_refcnt`, `ob_type`.
 const PYOBJECT_SIZE: u64 = 16;
@@ -87,6 +88,7 @@ pub const PY314: Layout = Layout {
     unicode_kind_shift: 2,
     unicode_compact_bit: 5,
     unicode_ascii_bit: 6,
+    bytes_str: None,
     dict_keys: 32,
     dict_values: 40,
     // The dict keys object is unchanged since 3.11.
@@ -192,6 +194,53 @@ struct Words {
     gc_collecting: usize,
 }
 
+/// 3.13: the first block (`internal/pycore_runtime.h` of 3.13.0).
+const W313: Words = Words {
+    version: 1,
+    free_threaded: 2,
+    runtime_size: 3,
+    runtime_interpreters_head: 5,
+    interp_size: 6,
+    interp_threads_head: 9,
+    interp_gc: 10,
+    interp_modules: 11,
+    interp_sysdict: 12,
+    tstate_size: 19,
+    tstate_next: 21,
+    tstate_interp: 22,
+    tstate_current_frame: 23,
+    tstate_thread_id: 24,
+    tstate_native_thread_id: 25,
+    frame_size: 28,
+    frame_previous: 29,
+    frame_executable: 30,
+    frame_instr_ptr: 31,
+    frame_owner: 33,
+    code_size: 34,
+    code_filename: 35,
+    code_name: 36,
+    code_linetable: 38,
+    code_firstlineno: 39,
+    code_adaptive: 43,
+    object_size: 44,
+    ob_type: 45,
+    type_size: 46,
+    tp_flags: 49,
+    dict_size: 56,
+    dict_keys: 57,
+    dict_values: 58,
+    bytes_size: 64,
+    bytes_ob_size: 65,
+    bytes_ob_sval: 66,
+    unicode_size: 67,
+    unicode_state: 68,
+    unicode_length: 69,
+    unicode_ascii_size: 70,
+    unicode_compact_size: None,
+    gc_size: 71,
+    gc_collecting: 72,
+};
+
 /// 3.14: runtime_state (3 words) and interpreter_state (16) as in 3.13, then
 /// thread_state gained `native_thread_id`, `datastack_chunk`, `status`, the
 /// frame gained `stackpointer`, `tlbc_index`, the code object `co_tlbc`.
@@ -291,54 +340,50 @@ const W315: Words = Words {
     gc_collecting: 95,
 };
 
-/// Build the 3.14 layout from the interpreter's `_Py_DebugOffsets` words.
-/// `hexversion` is the running interpreter's `sys.hexversion`.
-pub fn from_debug_offsets_314(
-    words: &[u64; DEBUG_OFFSETS_314_WORDS],
-    hexversion: u64,
-) -> Result<Layout, DebugOffsetsError> {
-    decode(words, &W314, &PY314, hexversion)
+/// The word positions and the header-derived base layout of a minor
+/// version that publishes `_Py_DebugOffsets`.
+fn version_tables(minor: u8) -> Option<(&'static Words, &'static Layout)> {
+    match minor {
+        13 => Some((&W313, &PY313)),
+        14 => Some((&W314, &PY314)),
+        15 => Some((&W315, &PY315)),
+        _ => None,
+    }
 }
 
-/// Build the 3.15 layout from the interpreter's `_Py_DebugOffsets` words.
-/// `hexversion` is the running interpreter's `sys.hexversion`.
-pub fn from_debug_offsets_315(
-    words: &[u64; DEBUG_OFFSETS_315_WORDS],
-    hexversion: u64,
-) -> Result<Layout, DebugOffsetsError> {
-    decode(words, &W315, &PY315, hexversion)
+/// Whether lastwords can decode the `_Py_DebugOffsets` of 3.`minor`.
+pub fn decodes(minor: u8) -> bool {
+    version_tables(minor).is_some()
 }
 
-/// The decoder shared by 3.14 and 3.15: the block's shape differs (`at`), what
-/// is checked and how the layout is assembled does not. Fields the block does
-/// not have come from `base`.
-fn decode(
-    words: &[u64],
-    at: &Words,
-    base: &Layout,
-    hexversion: u64,
-) -> Result<Layout, DebugOffsetsError> {
+/// Build the layout of an interpreter from its `_Py_DebugOffsets` words (at
+/// least the block's length; [`MAX_WORDS`] always suffices): hostile input,
+/// every field checked against the size of the struct it belongs to before
+/// it is trusted. `hexversion` is the interpreter's version as known
+/// otherwise (its `sys.hexversion`, or `Py_Version` read from a target): the
+/// block must agree with it. The shape of the block differs by version
+/// ([`version_tables`]), what is checked and how the layout is assembled
+/// does not; fields the block does not have come from the version's table.
+pub fn decode(words: &[u64], hexversion: u64) -> Result<Layout, DebugOffsetsError> {
     if words.first().map(|w| w.to_ne_bytes()) != Some(*b"xdebugpy") {
         return Err(DebugOffsetsError::BadCookie);
     }
-    // Every index of `at` is below the array lengths fixed by the public
-    // functions; `word` still never panics on a shorter slice.
+    let minor = u8::try_from((hexversion >> 16) & 0xff).unwrap_or(0);
+    let Some((at, base)) = version_tables(minor).filter(|_| hexversion >> 24 == 3) else {
+        return Err(DebugOffsetsError::WrongVersion {
+            found: hexversion,
+            expected: 0x030d_0000,
+        });
+    };
+    // A missing word reads as 0, which fails every size check below.
     let word = |i: usize| words.get(i).copied().unwrap_or(0);
-    // The block must describe the running interpreter (same minor; the patch
-    // level may differ from the headers we saw)...
+    // The block must describe the interpreter (same minor; the patch level
+    // may differ from the headers we saw).
     let found = word(at.version);
     if found >> 16 != hexversion >> 16 {
         return Err(DebugOffsetsError::WrongVersion {
             found,
             expected: hexversion,
-        });
-    }
-    // ...and the running interpreter must be the version this decoder reads.
-    let decoder_version = 0x0300_0000 | (u64::from(base.minor) << 16);
-    if hexversion >> 16 != decoder_version >> 16 {
-        return Err(DebugOffsetsError::WrongVersion {
-            found: hexversion,
-            expected: decoder_version,
         });
     }
     if word(at.free_threaded) != 0 {
@@ -348,12 +393,16 @@ fn decode(
     // size is at word `size`; sizes must be sane (no struct here is > 1 MiB).
     let field = |name: &'static str, size: usize, field: usize, width: u64| {
         let (s, f) = (word(size), word(field));
-        if s == 0 || s > (1 << 20) || f.checked_add(width).is_none_or(|end| end > s) {
-            Err(DebugOffsetsError::OutOfBounds(name))
-        } else {
-            Ok(f as usize)
+        match usize::try_from(f) {
+            Ok(f) if s != 0 && s <= (1 << 20) && f_end(f, width).is_some_and(|end| end <= s) => {
+                Ok(f)
+            }
+            _ => Err(DebugOffsetsError::OutOfBounds(name)),
         }
     };
+    fn f_end(f: usize, width: u64) -> Option<u64> {
+        u64::try_from(f).ok()?.checked_add(width)
+    }
     // The object fields taken from the headers (module def, tp_base, the
     // unicode bits) assume a 16-byte PyObject; a Py_TRACE_REFS build has two
     // more pointers in front of every object.
@@ -364,7 +413,11 @@ fn decode(
     }
     // tp_base is not in the block; it must at least fit the published size.
     field("type_object.tp_flags", at.type_size, at.tp_flags, 8)?;
-    if (base.tp_base as u64) + 8 > word(at.type_size) {
+    if u64::try_from(base.tp_base)
+        .ok()
+        .and_then(|b| b.checked_add(8))
+        .is_none_or(|end| end > word(at.type_size))
+    {
         return Err(DebugOffsetsError::OutOfBounds("type_object.tp_base"));
     }
     let gc = field(
@@ -375,7 +428,7 @@ fn decode(
     )?;
     let collecting = field("gc.collecting", at.gc_size, at.gc_collecting, 4)?;
     let unicode_state = field("unicode_object.state", at.unicode_size, at.unicode_state, 4)?;
-    let ascii_size = word(at.unicode_ascii_size) as usize;
+    let ascii_size = usize::try_from(word(at.unicode_ascii_size)).unwrap_or(0);
     if !(24..=128).contains(&ascii_size) || unicode_state >= ascii_size {
         return Err(DebugOffsetsError::OutOfBounds(
             "unicode_object.asciiobject_size",
@@ -383,11 +436,14 @@ fn decode(
     }
     // PyCompactUnicodeObject is PyASCIIObject plus utf8_length and utf8; 3.15
     // publishes its size, 3.14 does not.
+    // ascii_size <= 128 (checked above): the sums cannot overflow.
     let compact_size = match at.unicode_compact_size {
-        Some(i) => word(i) as usize,
-        None => ascii_size + 16,
+        Some(i) => usize::try_from(word(i)).unwrap_or(0),
+        None => ascii_size.saturating_add(16),
     };
-    if compact_size < ascii_size + 16 || compact_size as u64 >= word(at.unicode_size) {
+    if compact_size < ascii_size.saturating_add(16)
+        || u64::try_from(compact_size).is_ok_and(|size| size >= word(at.unicode_size))
+    {
         return Err(DebugOffsetsError::OutOfBounds(
             "unicode_object.compactunicodeobject_size",
         ));
@@ -401,14 +457,18 @@ fn decode(
         at.runtime_interpreters_head,
         8,
     )?;
-    if interpreters_head < 8 {
+    let Some(runtime_head_lock) = interpreters_head.checked_sub(8) else {
         return Err(DebugOffsetsError::OutOfBounds(
             "runtime_state.interpreters_head",
         ));
-    }
+    };
+    // Both lie inside the 1 MiB-bounded interpreter state.
+    let interp_gc_collecting = gc
+        .checked_add(collecting)
+        .ok_or(DebugOffsetsError::OutOfBounds("gc.collecting"))?;
     let layout = Layout {
         minor: base.minor,
-        runtime_head_lock: interpreters_head - 8,
+        runtime_head_lock,
         tstate_next: field("thread_state.next", at.tstate_size, at.tstate_next, 8)?,
         tstate_interp: field("thread_state.interp", at.tstate_size, at.tstate_interp, 8)?,
         tstate_thread_id: field(
@@ -435,7 +495,7 @@ fn decode(
             at.interp_threads_head,
             8,
         )?,
-        interp_gc_collecting: gc + collecting,
+        interp_gc_collecting,
         interp_modules: field(
             "interpreter_state.imports_modules",
             at.interp_size,
@@ -517,9 +577,31 @@ mod tests {
 
     const COOKIE: u64 = u64::from_ne_bytes(*b"xdebugpy");
 
+    /// The length of each version's block, in words.
+    const WORDS_313: usize = 73;
+    const WORDS_314: usize = 95;
+    const WORDS_315: usize = 111;
+
+    /// `_Py_DebugOffsets` of pyenv's 3.13.0, as read from `_PyRuntime` with
+    /// ctypes. Word 0 is the cookie.
+    const REAL_313: [u64; WORDS_313] = [
+        COOKIE, 51183856, 0, 283320, 608, 632, 194968, 7272, 7264, 7344, 7400, 7656, 7640, 7648,
+        16, 7752, 0, 7768, 7760, 304, 0, 8, 16, 72, 152, 160, 232, 32, 80, 8, 0, 56, 72, 70, 208,
+        112, 120, 128, 136, 68, 52, 96, 104, 200, 16, 8, 416, 24, 88, 168, 32, 24, 16, 40, 24, 16,
+        48, 32, 40, 24, 16, 32, 16, 24, 40, 16, 32, 64, 32, 16, 40, 240, 200,
+    ];
+    const HEX_313: u64 = 0x030d00f0;
+
+    #[test]
+    fn debug_offsets_agree_with_the_313_table() {
+        assert_eq!(decode(&REAL_313, HEX_313), Ok(PY313));
+        assert_eq!(decode(&REAL_313, 0x030d05f0), Ok(PY313));
+        assert_eq!(MAX_WORDS, WORDS_315);
+    }
+
     /// `_Py_DebugOffsets` of Debian sid's python3.14 3.14.10 (release build),
     /// as read from `_PyRuntime` with ctypes. Word 0 is the cookie.
-    const REAL_314: [u64; DEBUG_OFFSETS_314_WORDS] = [
+    const REAL_314: [u64; WORDS_314] = [
         COOKIE, 51251952, 0, 316616, 784, 808, 225864, 7280, 7272, 7344, 7360, 7408, 7688, 7672,
         7680, 16, 7784, 0, 7800, 7792, 7992, 0, 832, 0, 8, 16, 72, 152, 160, 232, 32, 88, 8, 0, 56,
         80, 74, 64, 0, 216, 112, 120, 128, 136, 68, 52, 96, 104, 208, 0, 16, 8, 416, 24, 88, 168,
@@ -528,7 +610,7 @@ mod tests {
     ];
 
     /// `_Py_DebugOffsets` of Debian sid's python3.15 3.15.2 (release build).
-    const REAL_315: [u64; DEBUG_OFFSETS_315_WORDS] = [
+    const REAL_315: [u64; WORDS_315] = [
         COOKIE, 51315440, 0, 346568, 912, 936, 226240, 7272, 7264, 7336, 7352, 7400, 7592, 7576,
         7584, 16, 7736, 0, 7752, 7744, 7944, 0, 888, 0, 8, 16, 72, 80, 88, 96, 176, 184, 256, 32,
         36, 40, 136, 288, 0, 88, 8, 0, 56, 80, 74, 64, 0, 216, 112, 120, 128, 136, 68, 52, 96, 104,
@@ -556,18 +638,18 @@ mod tests {
 
     #[test]
     fn debug_offsets_agree_with_the_314_table() {
-        assert_eq!(from_debug_offsets_314(&REAL_314, HEX_314), Ok(PY314));
+        assert_eq!(decode(&REAL_314, HEX_314), Ok(PY314));
         let debug = debug_build(REAL_314, 332632, 225880);
-        assert_eq!(from_debug_offsets_314(&debug, HEX_314), Ok(PY314));
+        assert_eq!(decode(&debug, HEX_314), Ok(PY314));
         // Another patch release of 3.14 is accepted.
-        assert_eq!(from_debug_offsets_314(&REAL_314, 0x030e00f0), Ok(PY314));
+        assert_eq!(decode(&REAL_314, 0x030e00f0), Ok(PY314));
     }
 
     #[test]
     fn debug_offsets_agree_with_the_315_table() {
-        assert_eq!(from_debug_offsets_315(&REAL_315, HEX_315), Ok(PY315));
+        assert_eq!(decode(&REAL_315, HEX_315), Ok(PY315));
         let debug = debug_build(REAL_315, 362592, 226256);
-        assert_eq!(from_debug_offsets_315(&debug, HEX_315), Ok(PY315));
+        assert_eq!(decode(&debug, HEX_315), Ok(PY315));
     }
 
     /// What the stdlib's dump_frame() skips, and the stack-ref tag.
@@ -587,41 +669,39 @@ mod tests {
     fn cookie_version_and_build_are_checked() {
         let mut w = REAL_314;
         w[0] = 0;
-        assert_eq!(
-            from_debug_offsets_314(&w, HEX_314),
-            Err(DebugOffsetsError::BadCookie)
-        );
+        assert_eq!(decode(&w, HEX_314), Err(DebugOffsetsError::BadCookie));
         // Words of 3.14 on an interpreter that says 3.13.
         assert_eq!(
-            from_debug_offsets_314(&REAL_314, 0x030d00f0),
+            decode(&REAL_314, 0x030d00f0),
             Err(DebugOffsetsError::WrongVersion {
                 found: REAL_314[W314.version],
                 expected: 0x030d00f0,
             })
         );
-        // A 3.15 interpreter whose words are read with the 3.14 decoder: the
-        // words agree with the interpreter, the decoder does not.
-        let mut w = REAL_314;
-        w[W314.version] = HEX_315;
+        // Words of 3.14 on an interpreter that says 3.15; a version without
+        // a block.
         assert_eq!(
-            from_debug_offsets_314(&w, HEX_315),
+            decode(&REAL_314, HEX_315),
             Err(DebugOffsetsError::WrongVersion {
-                found: HEX_315,
-                expected: 0x030e0000,
+                found: REAL_314[W314.version],
+                expected: HEX_315,
             })
         );
+        assert!(matches!(
+            decode(&REAL_314, 0x030c00f0),
+            Err(DebugOffsetsError::WrongVersion { .. })
+        ));
+        // A block cut short.
+        assert!(decode(&REAL_314[..40], HEX_314).is_err());
         let mut w = REAL_315;
         w[W315.free_threaded] = 1;
-        assert_eq!(
-            from_debug_offsets_315(&w, HEX_315),
-            Err(DebugOffsetsError::FreeThreaded)
-        );
+        assert_eq!(decode(&w, HEX_315), Err(DebugOffsetsError::FreeThreaded));
         // Py_TRACE_REFS: PyObject is 32 bytes, ob_type at 24.
         let mut w = REAL_315;
         w[W315.object_size] = 32;
         w[W315.ob_type] = 24;
         assert!(matches!(
-            from_debug_offsets_315(&w, HEX_315),
+            decode(&w, HEX_315),
             Err(DebugOffsetsError::OutOfBounds(_))
         ));
     }
@@ -632,20 +712,20 @@ mod tests {
         let mut w = REAL_314;
         w[W314.tstate_thread_id] = w[W314.tstate_size] - 7;
         assert_eq!(
-            from_debug_offsets_314(&w, HEX_314),
+            decode(&w, HEX_314),
             Err(DebugOffsetsError::OutOfBounds("thread_state.thread_id"))
         );
         let mut w = REAL_315;
         w[W315.frame_owner] = w[W315.frame_size];
         assert_eq!(
-            from_debug_offsets_315(&w, HEX_315),
+            decode(&w, HEX_315),
             Err(DebugOffsetsError::OutOfBounds("interpreter_frame.owner"))
         );
         // An absurd struct size, a field offset that would overflow.
         let mut w = REAL_315;
         w[W315.code_size] = u64::MAX;
         assert_eq!(
-            from_debug_offsets_315(&w, HEX_315),
+            decode(&w, HEX_315),
             Err(DebugOffsetsError::OutOfBounds(
                 "code_object.co_code_adaptive"
             ))
@@ -653,21 +733,21 @@ mod tests {
         let mut w = REAL_314;
         w[W314.code_filename] = u64::MAX - 2;
         assert_eq!(
-            from_debug_offsets_314(&w, HEX_314),
+            decode(&w, HEX_314),
             Err(DebugOffsetsError::OutOfBounds("code_object.filename"))
         );
         // The gc state must fit in the interpreter state.
         let mut w = REAL_314;
         w[W314.interp_gc] = w[W314.interp_size] - 8;
         assert_eq!(
-            from_debug_offsets_314(&w, HEX_314),
+            decode(&w, HEX_314),
             Err(DebugOffsetsError::OutOfBounds("interpreter_state.gc"))
         );
         // str sizes.
         let mut w = REAL_315;
         w[W315.unicode_compact_size.unwrap()] = 8;
         assert_eq!(
-            from_debug_offsets_315(&w, HEX_315),
+            decode(&w, HEX_315),
             Err(DebugOffsetsError::OutOfBounds(
                 "unicode_object.compactunicodeobject_size"
             ))
@@ -675,7 +755,7 @@ mod tests {
         let mut w = REAL_314;
         w[W314.unicode_ascii_size] = 4096;
         assert_eq!(
-            from_debug_offsets_314(&w, HEX_314),
+            decode(&w, HEX_314),
             Err(DebugOffsetsError::OutOfBounds(
                 "unicode_object.asciiobject_size"
             ))
@@ -684,7 +764,7 @@ mod tests {
         let mut w = REAL_314;
         w[W314.type_size] = 200;
         assert_eq!(
-            from_debug_offsets_314(&w, HEX_314),
+            decode(&w, HEX_314),
             Err(DebugOffsetsError::OutOfBounds("type_object.tp_base"))
         );
     }
@@ -692,10 +772,7 @@ mod tests {
     /// The index tables name each field once and keep to the block.
     #[test]
     fn word_indices_are_inside_the_blocks() {
-        for (at, n) in [
-            (&W314, DEBUG_OFFSETS_314_WORDS),
-            (&W315, DEBUG_OFFSETS_315_WORDS),
-        ] {
+        for (at, n) in [(&W313, WORDS_313), (&W314, WORDS_314), (&W315, WORDS_315)] {
             let mut all = [
                 at.version,
                 at.free_threaded,

@@ -34,7 +34,9 @@ pub enum InstrPosition {
 /// The line-number table format of the version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineTable {
-    /// `co_lnotab` (3.9).
+    /// 2.7's `co_lnotab`: unsigned line increments.
+    Lnotab27,
+    /// `co_lnotab` (3.9): signed line increments.
     Lnotab,
     /// PEP 626 `co_linetable` (3.10).
     Pep626,
@@ -56,6 +58,16 @@ pub enum DictKeys {
         nentries: usize,
         indices: usize,
     },
+}
+
+/// 2.7's `PyStringObject` (the type of its code objects' names): `ob_size`
+/// bytes at `ob_sval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BytesStr {
+    pub size: usize,
+    pub data: usize,
+    /// `Py_TPFLAGS_STRING_SUBCLASS`.
+    pub subclass_flag: u64,
 }
 
 /// What kind of lock `_PyRuntime.interpreters.mutex` (HEAD_LOCK) is.
@@ -119,6 +131,8 @@ pub struct Layout {
     pub unicode_kind_shift: u32,
     pub unicode_compact_bit: u32,
     pub unicode_ascii_bit: u32,
+    /// 2.7: names are byte strings, not `str` (None from 3.0 on).
+    pub bytes_str: Option<BytesStr>,
     // dict and module, for the extension-module list
     pub dict_keys: usize,
     pub dict_values: usize,
@@ -188,6 +202,7 @@ pub const PY39: Layout = Layout {
     unicode_kind_shift: 2,
     unicode_compact_bit: 5,
     unicode_ascii_bit: 6,
+    bytes_str: None,
     dict_keys: DICT_KEYS,
     dict_values: DICT_VALUES,
     dict_keys_format: DictKeys::Legacy,
@@ -262,9 +277,11 @@ pub const PY312: Layout = Layout {
 
 /// CPython 3.13 as its headers describe it (scripts/layout-probe on 3.13.0).
 /// At run time the interpreter's `_Py_DebugOffsets` override every field they
-/// cover; the rest (str bit positions, dict keys, module def) come from here.
+/// cover (`debug_offsets::decode`); the rest (str bit positions, dict keys,
+/// module def) come from here.
 pub const PY313: Layout = Layout {
     minor: 13,
+    tstate_native_thread_id: Some(160),
     runtime_head_lock: 624,
     head_lock_kind: HeadLockKind::PyMutex,
     tstate_thread_id: 152,
@@ -327,250 +344,9 @@ impl core::fmt::Display for DebugOffsetsError {
     }
 }
 
-/// Number of u64 words of the 3.13 `_Py_DebugOffsets` that lastwords reads.
-pub const DEBUG_OFFSETS_313_WORDS: usize = 73;
-
-/// Index (in u64 words from the start of `_Py_DebugOffsets`) of each 3.13 field.
-mod w313 {
-    pub const VERSION: usize = 1;
-    pub const FREE_THREADED: usize = 2;
-    pub const INTERP_SIZE: usize = 6;
-    pub const INTERP_THREADS_HEAD: usize = 9;
-    pub const INTERP_GC: usize = 10;
-    pub const INTERP_MODULES: usize = 11;
-    pub const INTERP_SYSDICT: usize = 12;
-    pub const TSTATE_SIZE: usize = 19;
-    pub const TSTATE_NEXT: usize = 21;
-    pub const TSTATE_INTERP: usize = 22;
-    pub const TSTATE_CURRENT_FRAME: usize = 23;
-    pub const TSTATE_THREAD_ID: usize = 24;
-    pub const FRAME_SIZE: usize = 28;
-    pub const FRAME_PREVIOUS: usize = 29;
-    pub const FRAME_EXECUTABLE: usize = 30;
-    pub const FRAME_INSTR_PTR: usize = 31;
-    pub const FRAME_OWNER: usize = 33;
-    pub const CODE_SIZE: usize = 34;
-    pub const CODE_FILENAME: usize = 35;
-    pub const CODE_NAME: usize = 36;
-    pub const CODE_LINETABLE: usize = 38;
-    pub const CODE_FIRSTLINENO: usize = 39;
-    pub const CODE_ADAPTIVE: usize = 43;
-    pub const OBJECT_SIZE: usize = 44;
-    pub const OB_TYPE: usize = 45;
-    pub const TYPE_SIZE: usize = 46;
-    pub const TP_FLAGS: usize = 49;
-    pub const DICT_SIZE: usize = 56;
-    pub const DICT_KEYS: usize = 57;
-    pub const DICT_VALUES: usize = 58;
-    pub const BYTES_SIZE: usize = 64;
-    pub const BYTES_OB_SIZE: usize = 65;
-    pub const BYTES_OB_SVAL: usize = 66;
-    pub const UNICODE_SIZE: usize = 67;
-    pub const UNICODE_STATE: usize = 68;
-    pub const UNICODE_LENGTH: usize = 69;
-    pub const UNICODE_ASCII_SIZE: usize = 70;
-    pub const GC_SIZE: usize = 71;
-    pub const GC_COLLECTING: usize = 72;
-}
-
-/// Build the 3.13 layout from the interpreter's `_Py_DebugOffsets` words,
-/// checking each field against its struct's size before trusting it.
-pub fn from_debug_offsets_313(
-    words: &[u64; DEBUG_OFFSETS_313_WORDS],
-    hexversion: u64,
-) -> Result<Layout, DebugOffsetsError> {
-    use w313::*;
-    let cookie = words[0].to_ne_bytes();
-    if &cookie != b"xdebugpy" {
-        return Err(DebugOffsetsError::BadCookie);
-    }
-    // Same minor version; the patch level may differ from the headers we saw.
-    if words[VERSION] >> 16 != hexversion >> 16 {
-        return Err(DebugOffsetsError::WrongVersion {
-            found: words[VERSION],
-            expected: hexversion,
-        });
-    }
-    if words[FREE_THREADED] != 0 {
-        return Err(DebugOffsetsError::FreeThreaded);
-    }
-    // A field of `width` bytes at word `field` must lie inside the struct whose
-    // size is at word `size`; sizes must be sane (no struct here is > 1 MiB).
-    let field = |name: &'static str, size: usize, field: usize, width: u64| {
-        let (s, f) = (words[size], words[field]);
-        if s == 0 || s > (1 << 20) || f.checked_add(width).is_none_or(|end| end > s) {
-            Err(DebugOffsetsError::OutOfBounds(name))
-        } else {
-            Ok(f as usize)
-        }
-    };
-    let gc = field(
-        "interpreter_state.gc",
-        INTERP_SIZE,
-        INTERP_GC,
-        words[GC_SIZE],
-    )?;
-    let collecting = field("gc.collecting", GC_SIZE, GC_COLLECTING, 4)?;
-    let unicode_state = field("unicode_object.state", UNICODE_SIZE, UNICODE_STATE, 4)?;
-    let ascii_size = words[UNICODE_ASCII_SIZE] as usize;
-    if !(24..=128).contains(&ascii_size) || unicode_state >= ascii_size {
-        return Err(DebugOffsetsError::OutOfBounds(
-            "unicode_object.asciiobject_size",
-        ));
-    }
-    let layout = Layout {
-        minor: 13,
-        tstate_next: field("thread_state.next", TSTATE_SIZE, TSTATE_NEXT, 8)?,
-        tstate_interp: field("thread_state.interp", TSTATE_SIZE, TSTATE_INTERP, 8)?,
-        tstate_thread_id: field("thread_state.thread_id", TSTATE_SIZE, TSTATE_THREAD_ID, 8)?,
-        tstate_frame: FramePath::Direct(field(
-            "thread_state.current_frame",
-            TSTATE_SIZE,
-            TSTATE_CURRENT_FRAME,
-            8,
-        )?),
-        interp_threads_head: field(
-            "interpreter_state.threads_head",
-            INTERP_SIZE,
-            INTERP_THREADS_HEAD,
-            8,
-        )?,
-        interp_gc_collecting: gc + collecting,
-        interp_modules: field(
-            "interpreter_state.imports_modules",
-            INTERP_SIZE,
-            INTERP_MODULES,
-            8,
-        )?,
-        interp_sysdict: field("interpreter_state.sysdict", INTERP_SIZE, INTERP_SYSDICT, 8)?,
-        frame_previous: field("interpreter_frame.previous", FRAME_SIZE, FRAME_PREVIOUS, 8)?,
-        frame_code: field(
-            "interpreter_frame.executable",
-            FRAME_SIZE,
-            FRAME_EXECUTABLE,
-            8,
-        )?,
-        frame_instr: field(
-            "interpreter_frame.instr_ptr",
-            FRAME_SIZE,
-            FRAME_INSTR_PTR,
-            8,
-        )?,
-        instr_position: InstrPosition::Pointer {
-            code_adaptive: field("code_object.co_code_adaptive", CODE_SIZE, CODE_ADAPTIVE, 0)?,
-        },
-        frame_owner: Some(field(
-            "interpreter_frame.owner",
-            FRAME_SIZE,
-            FRAME_OWNER,
-            1,
-        )?),
-        code_filename: field("code_object.filename", CODE_SIZE, CODE_FILENAME, 8)?,
-        code_name: field("code_object.name", CODE_SIZE, CODE_NAME, 8)?,
-        code_firstlineno: field("code_object.firstlineno", CODE_SIZE, CODE_FIRSTLINENO, 4)?,
-        code_linetable: field("code_object.linetable", CODE_SIZE, CODE_LINETABLE, 8)?,
-        ob_type: field("pyobject.ob_type", OBJECT_SIZE, OB_TYPE, 8)?,
-        tp_flags: field("type_object.tp_flags", TYPE_SIZE, TP_FLAGS, 8)?,
-        bytes_size: field("bytes_object.ob_size", BYTES_SIZE, BYTES_OB_SIZE, 8)?,
-        bytes_data: field("bytes_object.ob_sval", BYTES_SIZE, BYTES_OB_SVAL, 1)?,
-        unicode_length: field("unicode_object.length", UNICODE_SIZE, UNICODE_LENGTH, 8)?,
-        unicode_state,
-        unicode_ascii_size: ascii_size,
-        dict_keys: field("dict_object.ma_keys", DICT_SIZE, DICT_KEYS, 8)?,
-        dict_values: field("dict_object.ma_values", DICT_SIZE, DICT_VALUES, 8)?,
-        ..PY313
-    };
-    Ok(layout)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The 3.13 debug offsets as 3.13.0 publishes them, rebuilt from the table:
-    /// decoding them must give back the table.
-    fn words_like_313() -> [u64; DEBUG_OFFSETS_313_WORDS] {
-        use w313::*;
-        let mut w = [0u64; DEBUG_OFFSETS_313_WORDS];
-        w[0] = u64::from_ne_bytes(*b"xdebugpy");
-        w[VERSION] = 0x030d00f0;
-        w[INTERP_SIZE] = 100_000;
-        w[INTERP_THREADS_HEAD] = 7344;
-        w[INTERP_GC] = 7592;
-        w[GC_SIZE] = 300;
-        w[GC_COLLECTING] = 8;
-        w[INTERP_MODULES] = 7656;
-        w[INTERP_SYSDICT] = 7640;
-        w[TSTATE_SIZE] = 400;
-        w[TSTATE_NEXT] = 8;
-        w[TSTATE_INTERP] = 16;
-        w[TSTATE_CURRENT_FRAME] = 72;
-        w[TSTATE_THREAD_ID] = 152;
-        w[FRAME_SIZE] = 80;
-        w[FRAME_PREVIOUS] = 8;
-        w[FRAME_EXECUTABLE] = 0;
-        w[FRAME_INSTR_PTR] = 56;
-        w[FRAME_OWNER] = 70;
-        w[CODE_SIZE] = 208;
-        w[CODE_FILENAME] = 112;
-        w[CODE_NAME] = 120;
-        w[CODE_LINETABLE] = 136;
-        w[CODE_FIRSTLINENO] = 68;
-        w[CODE_ADAPTIVE] = 200;
-        w[OBJECT_SIZE] = 16;
-        w[OB_TYPE] = 8;
-        w[TYPE_SIZE] = 400;
-        w[TP_FLAGS] = 168;
-        w[DICT_SIZE] = 48;
-        w[DICT_KEYS] = 32;
-        w[DICT_VALUES] = 40;
-        w[BYTES_SIZE] = 40;
-        w[BYTES_OB_SIZE] = 16;
-        w[BYTES_OB_SVAL] = 32;
-        w[UNICODE_SIZE] = 56;
-        w[UNICODE_STATE] = 32;
-        w[UNICODE_LENGTH] = 16;
-        w[UNICODE_ASCII_SIZE] = 40;
-        w
-    }
-
-    #[test]
-    fn debug_offsets_agree_with_the_313_table() {
-        assert_eq!(
-            from_debug_offsets_313(&words_like_313(), 0x030d00f0),
-            Ok(PY313)
-        );
-    }
-
-    #[test]
-    fn debug_offsets_are_validated() {
-        let mut w = words_like_313();
-        w[0] = 0;
-        assert_eq!(
-            from_debug_offsets_313(&w, 0x030d00f0),
-            Err(DebugOffsetsError::BadCookie)
-        );
-        let w = words_like_313();
-        assert!(matches!(
-            from_debug_offsets_313(&w, 0x030c00f0),
-            Err(DebugOffsetsError::WrongVersion { .. })
-        ));
-        let mut w = words_like_313();
-        w[w313::FREE_THREADED] = 1;
-        assert_eq!(
-            from_debug_offsets_313(&w, 0x030d00f0),
-            Err(DebugOffsetsError::FreeThreaded)
-        );
-        let mut w = words_like_313();
-        w[w313::TSTATE_THREAD_ID] = 399;
-        assert_eq!(
-            from_debug_offsets_313(&w, 0x030d00f0),
-            Err(DebugOffsetsError::OutOfBounds("thread_state.thread_id"))
-        );
-        let mut w = words_like_313();
-        w[w313::CODE_SIZE] = u64::MAX;
-        assert!(from_debug_offsets_313(&w, 0x030d00f0).is_err());
-    }
 
     #[test]
     fn every_table_keeps_fields_apart() {

@@ -19,14 +19,30 @@ pub fn addr_to_line(
     firstlineno: i32,
     addr: i64,
 ) -> i32 {
-    if addr < 0 && format != LineTable::Lnotab {
+    if addr < 0 && !matches!(format, LineTable::Lnotab | LineTable::Lnotab27) {
         return firstlineno;
     }
     match format {
+        LineTable::Lnotab27 => lnotab27(table, firstlineno, addr),
         LineTable::Lnotab => lnotab(table, firstlineno, addr),
         LineTable::Pep626 => pep626(table, firstlineno, addr),
         LineTable::Locations => locations(table, firstlineno, addr),
     }
+}
+
+/// 2.7 `co_lnotab`: pairs of (address increment, unsigned line increment).
+/// Async-signal-safe.
+fn lnotab27(mut table: impl Iterator<Item = u8>, firstlineno: i32, addr: i64) -> i32 {
+    let mut line = firstlineno;
+    let mut at: i64 = 0;
+    while let (Some(addr_incr), Some(line_incr)) = (table.next(), table.next()) {
+        at = at.saturating_add(i64::from(addr_incr));
+        if at > addr {
+            break;
+        }
+        line = line.wrapping_add(i32::from(line_incr));
+    }
+    line
 }
 
 /// 3.9 `co_lnotab`: pairs of (address increment, signed line increment).
@@ -35,7 +51,7 @@ fn lnotab(mut table: impl Iterator<Item = u8>, firstlineno: i32, addr: i64) -> i
     let mut line = firstlineno;
     let mut at: i64 = 0;
     while let (Some(addr_incr), Some(line_incr)) = (table.next(), table.next()) {
-        at += addr_incr as i64;
+        at = at.saturating_add(i64::from(addr_incr));
         if at > addr {
             break;
         }
@@ -52,7 +68,7 @@ fn pep626(mut table: impl Iterator<Item = u8>, firstlineno: i32, addr: i64) -> i
     let mut end: i64 = 0;
     while let (Some(addr_delta), Some(line_delta)) = (table.next(), table.next()) {
         let start = end;
-        end += addr_delta as i64;
+        end = end.saturating_add(i64::from(addr_delta));
         let line_delta = line_delta as i8;
         let line = if line_delta == -128 {
             -1
@@ -81,7 +97,8 @@ fn locations(mut table: impl Iterator<Item = u8>, firstlineno: i32, addr: i64) -
         };
         let code = (first >> 3) & 15;
         let start = end;
-        end += (((first & 7) as i64) + 1) * 2;
+        // 1 to 8 code units of 2 bytes.
+        end = end.saturating_add(i64::from(first & 7).wrapping_add(1).wrapping_mul(2));
         let entry_line = match code {
             // No location.
             15 => -1,
@@ -97,7 +114,7 @@ fn locations(mut table: impl Iterator<Item = u8>, firstlineno: i32, addr: i64) -
             }
             // One-line forms: the delta is in the code, two column bytes follow.
             10..=12 => {
-                line = line.wrapping_add(code as i32 - 10);
+                line = line.wrapping_add(i32::from(code).wrapping_sub(10));
                 line
             }
             // Short forms: same line, one column byte follows.
@@ -128,7 +145,7 @@ fn read_varint(table: &mut impl Iterator<Item = u8>) -> u32 {
     let mut shift = 0u32;
     for b in table.by_ref() {
         value |= ((b & 63) as u32).checked_shl(shift).unwrap_or(0);
-        shift += 6;
+        shift = shift.saturating_add(6);
         if b & 64 == 0 || shift > 30 {
             break;
         }
@@ -140,7 +157,8 @@ fn read_varint(table: &mut impl Iterator<Item = u8>) -> u32 {
 fn read_svarint(table: &mut impl Iterator<Item = u8>) -> i32 {
     let u = read_varint(table);
     if u & 1 != 0 {
-        -((u >> 1) as i32)
+        // u >> 1 < 2^31: the negation cannot overflow.
+        ((u >> 1) as i32).wrapping_neg()
     } else {
         (u >> 1) as i32
     }

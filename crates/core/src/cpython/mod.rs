@@ -1,9 +1,8 @@
-//! CPython's structures: where they are ([`layout`]), how to read them
-//! ([`memory`]), and how to follow them ([`walk`], [`lines`]). Nothing here
+//! CPython's structures: where they are ([`layout`], [`debug_offsets`]) and
+//! how to follow them ([`walk`], [`lines`]), through a [`crate::memory::Memory`]. Nothing here
 //! knows about signals or output formats.
 
 pub mod debug_offsets;
 pub mod layout;
 pub mod lines;
-pub mod memory;
 pub mod walk;

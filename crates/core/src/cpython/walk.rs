@@ -8,9 +8,9 @@
 
 use core::cell::Cell;
 
-use super::layout::{DictKeys, FramePath, InstrPosition, Layout};
+use super::layout::{BytesStr, DictKeys, FramePath, InstrPosition, Layout};
 use super::lines;
-use super::memory::{BadAddress, Memory};
+use crate::memory::{BadAddress, Memory};
 
 /// `Py_TPFLAGS_UNICODE_SUBCLASS`.
 const TPFLAGS_UNICODE_SUBCLASS: u64 = 1 << 28;
@@ -27,6 +27,8 @@ pub struct KnownTypes {
     /// `PyCode_Type`: a frame whose code pointer does not lead to a code
     /// object is reported as invalid instead of printing garbage.
     pub code: usize,
+    /// 2.7's `PyString_Type` (0 from 3.0 on).
+    pub bytes_str: usize,
 }
 
 /// What went wrong while walking.
@@ -82,13 +84,21 @@ pub struct Walker<'a, M: Memory> {
 /// Entries of the per-walk line cache (a power of two).
 const LINE_CACHE: usize = 16;
 
-/// An address that may be followed: non-NULL and aligned. Async-signal-safe.
+/// An address that may be followed: aligned (NULL is allowed and returned as
+/// 0). Async-signal-safe.
 fn pointer(addr: usize) -> WalkResult<usize> {
     if !addr.is_multiple_of(POINTER_ALIGN) {
         Err(WalkError::Malformed(addr))
     } else {
         Ok(addr)
     }
+}
+
+/// `base + offset` for a field of a structure read from the target: an
+/// overflow (a garbage pointer near the top of the address space) is an
+/// error, never a panic. Async-signal-safe.
+fn at(base: usize, offset: usize) -> WalkResult<usize> {
+    base.checked_add(offset).ok_or(WalkError::Malformed(base))
 }
 
 impl<'a, M: Memory> Walker<'a, M> {
@@ -129,7 +139,7 @@ impl<'a, M: Memory> Walker<'a, M> {
 
     /// `tstate->thread_id` (the pthread_t). Async-signal-safe.
     pub fn thread_id(&self, tstate: usize) -> WalkResult<u64> {
-        let addr = pointer(tstate)? + self.layout.tstate_thread_id;
+        let addr = at(pointer(tstate)?, self.layout.tstate_thread_id)?;
         Ok(self.mem.read::<u64>(addr)?)
     }
 
@@ -137,7 +147,7 @@ impl<'a, M: Memory> Walker<'a, M> {
     /// Async-signal-safe.
     pub fn native_thread_id(&self, tstate: usize) -> WalkResult<Option<u64>> {
         match self.layout.tstate_native_thread_id {
-            Some(offset) => Ok(Some(self.mem.read::<u64>(pointer(tstate)? + offset)?)),
+            Some(offset) => Ok(Some(self.mem.read::<u64>(at(pointer(tstate)?, offset)?)?)),
             None => Ok(None),
         }
     }
@@ -145,7 +155,7 @@ impl<'a, M: Memory> Walker<'a, M> {
     /// Whether the interpreter's garbage collector is running.
     /// Async-signal-safe.
     pub fn gc_collecting(&self, interp: usize) -> WalkResult<bool> {
-        let addr = pointer(interp)? + self.layout.interp_gc_collecting;
+        let addr = at(pointer(interp)?, self.layout.interp_gc_collecting)?;
         Ok(self.mem.read::<i32>(addr)? != 0)
     }
 
@@ -185,7 +195,9 @@ impl<'a, M: Memory> Walker<'a, M> {
     /// Async-signal-safe.
     pub fn is_shim(&self, frame: usize) -> WalkResult<bool> {
         match (self.layout.frame_owner, self.layout.shim_owner) {
-            (Some(owner), Some(shim)) => Ok(self.mem.read::<u8>(pointer(frame)? + owner)? == shim),
+            (Some(owner), Some(shim)) => {
+                Ok(self.mem.read::<u8>(at(pointer(frame)?, owner)?)? == shim)
+            }
             _ => Ok(false),
         }
     }
@@ -194,7 +206,8 @@ impl<'a, M: Memory> Walker<'a, M> {
     /// being executed. Async-signal-safe.
     pub fn frame(&self, frame: usize) -> WalkResult<Frame> {
         let l = self.layout;
-        let code = self.mem.read_ptr(pointer(frame)?, l.frame_code)? & !l.code_tag_mask;
+        let frame = pointer(frame)?;
+        let code = self.mem.read_ptr(frame, l.frame_code)? & !l.code_tag_mask;
         let code = pointer(code)?;
         if code == 0 {
             return Err(WalkError::Malformed(frame));
@@ -202,53 +215,62 @@ impl<'a, M: Memory> Walker<'a, M> {
         // One read for the code object's fields we need: they all sit in its
         // first 256 bytes on every version. Read no further than the last of
         // them, so that the read stays inside the object.
-        let need = (l.code_filename + 8)
-            .max(l.ob_type + 8)
-            .max(l.code_name + 8)
-            .max(l.code_linetable + 8)
-            .max(l.code_firstlineno + 4);
+        let need = [
+            (l.code_filename, 8),
+            (l.ob_type, 8),
+            (l.code_name, 8),
+            (l.code_linetable, 8),
+            (l.code_firstlineno, 4),
+        ]
+        .iter()
+        .map(|&(offset, width)| offset.saturating_add(width))
+        .max()
+        .unwrap_or(0);
         let mut head = [0u8; 256];
         let Some(wanted) = head.get_mut(..need) else {
             return Err(WalkError::Malformed(code));
         };
         self.mem.read_bytes(code, wanted)?;
-        let field_usize = |off: usize| -> usize {
-            head.get(off..off + 8)
+        let field = |offset: usize| -> usize {
+            head.get(offset..offset.saturating_add(8))
                 .and_then(|s| s.try_into().ok())
                 .map(usize::from_ne_bytes)
                 .unwrap_or(0)
         };
-        if self.types.code != 0 && field_usize(l.ob_type) != self.types.code {
+        if self.types.code != 0 && field(l.ob_type) != self.types.code {
             return Err(WalkError::Malformed(code));
         }
-        let filename = field_usize(l.code_filename);
-        let name = field_usize(l.code_name);
-        let linetable = field_usize(l.code_linetable);
+        let filename = field(l.code_filename);
+        let name = field(l.code_name);
+        let linetable = field(l.code_linetable);
         let firstlineno = head
-            .get(l.code_firstlineno..l.code_firstlineno + 4)
+            .get(l.code_firstlineno..l.code_firstlineno.saturating_add(4))
             .and_then(|s| s.try_into().ok())
             .map(i32::from_ne_bytes)
             .unwrap_or(0);
+        let instr = at(frame, l.frame_instr)?;
         let addr: i64 = match l.instr_position {
-            InstrPosition::LastiBytes => self.mem.read::<i32>(frame + l.frame_instr)? as i64,
-            InstrPosition::LastiUnits => self.mem.read::<i32>(frame + l.frame_instr)? as i64 * 2,
+            InstrPosition::LastiBytes => i64::from(self.mem.read::<i32>(instr)?),
+            InstrPosition::LastiUnits => i64::from(self.mem.read::<i32>(instr)?).wrapping_mul(2),
             InstrPosition::Pointer { code_adaptive } => {
-                let instr = self.mem.read::<usize>(frame + l.frame_instr)?;
-                (instr as i64).wrapping_sub((code + code_adaptive) as i64)
+                let instr = self.mem.read::<usize>(instr)?;
+                // A negative offset (an instruction pointer before the first
+                // instruction) is what CPython passes to Addr2Line too.
+                (instr as i64).wrapping_sub(at(code, code_adaptive)? as i64)
             }
         };
         // The cache slot: a cheap mix of the code address and the offset.
-        let slot = self
-            .lines
-            .get(((code >> 4) ^ (addr as usize >> 1)) % LINE_CACHE)
-            .unwrap_or(&self.lines[0]);
-        let line = match slot.get() {
-            (c, a, line) if c == code && a == addr => line,
-            _ => {
-                let line = self.line_for(linetable, firstlineno, addr);
-                slot.set((code, addr, line));
-                line
-            }
+        let slot_index = ((code >> 4) ^ ((addr as u64 >> 1) as usize)) % LINE_CACHE;
+        let line = match self.lines.get(slot_index) {
+            Some(slot) => match slot.get() {
+                (c, a, line) if c == code && a == addr => line,
+                _ => {
+                    let line = self.line_for(linetable, firstlineno, addr);
+                    slot.set((code, addr, line));
+                    line
+                }
+            },
+            None => self.line_for(linetable, firstlineno, addr),
         };
         Ok(Frame {
             filename,
@@ -266,12 +288,18 @@ impl<'a, M: Memory> Walker<'a, M> {
         if table == 0 {
             return -1;
         }
-        let len = match self.mem.read::<isize>(table + self.layout.bytes_size) {
+        let (Ok(size_at), Ok(data)) = (
+            at(table, self.layout.bytes_size),
+            at(table, self.layout.bytes_data),
+        ) else {
+            return -1;
+        };
+        let len = match self.mem.read::<isize>(size_at).map(usize::try_from) {
             // A line table is never larger than a few hundred kilobytes.
-            Ok(n) if (0..(1 << 24)).contains(&n) => n as usize,
+            Ok(Ok(n)) if n < (1 << 24) => n,
             _ => return -1,
         };
-        let bytes = ByteStream::new(self.mem, table + self.layout.bytes_data, len);
+        let bytes = ByteStream::new(self.mem, data, len);
         lines::addr_to_line(self.layout.line_table, bytes, firstlineno, addr)
     }
 
@@ -282,46 +310,77 @@ impl<'a, M: Memory> Walker<'a, M> {
         self.ptr_field(obj, self.layout.ob_type)
     }
 
-    /// The object as a `str` if it is one (a `PyUnicode_Check`), else None.
-    /// Async-signal-safe.
+    /// The object as a string if it is a `str` (a `PyUnicode_Check`), or on
+    /// 2.7 a byte string (`PyString_Check`, what 2.7's code objects hold),
+    /// else None. Async-signal-safe.
     pub fn str(&self, obj: usize) -> WalkResult<Option<Str>> {
         if obj == 0 {
             return Ok(None);
         }
         let ty = self.type_of(obj)?;
-        if ty != self.types.unicode {
-            let flags = self.mem.read::<u64>(pointer(ty)? + self.layout.tp_flags)?;
-            if flags & TPFLAGS_UNICODE_SUBCLASS == 0 {
-                return Ok(None);
-            }
-        }
         let l = self.layout;
-        let length = self.mem.read::<isize>(obj + l.unicode_length)?;
-        let state = self.mem.read::<u32>(obj + l.unicode_state)?;
+        if let Some(bytes_str) = l.bytes_str {
+            if self.is_type(ty, self.types.bytes_str, bytes_str.subclass_flag)? {
+                return self.bytes_str(obj, bytes_str).map(Some);
+            }
+            return Ok(None);
+        }
+        if !self.is_type(ty, self.types.unicode, TPFLAGS_UNICODE_SUBCLASS)? {
+            return Ok(None);
+        }
+        let length = self.mem.read::<isize>(at(obj, l.unicode_length)?)?;
+        let state = self.mem.read::<u32>(at(obj, l.unicode_state)?)?;
         let kind = ((state >> l.unicode_kind_shift) & 7) as usize;
         let compact = state & (1 << l.unicode_compact_bit) != 0;
         let ascii = state & (1 << l.unicode_ascii_bit) != 0;
-        if length < 0 || !matches!(kind, 1 | 2 | 4) {
+        let Ok(length) = usize::try_from(length) else {
+            return Err(WalkError::Malformed(obj));
+        };
+        if !matches!(kind, 1 | 2 | 4) {
             // kind 0 is a legacy not-ready string (≤3.11): nothing to print.
             return Err(WalkError::Malformed(obj));
         }
         let data = if compact {
-            obj + if ascii {
-                l.unicode_ascii_size
-            } else {
-                l.unicode_compact_size
-            }
+            at(
+                obj,
+                if ascii {
+                    l.unicode_ascii_size
+                } else {
+                    l.unicode_compact_size
+                },
+            )?
         } else {
             self.ptr_field(obj, l.unicode_data_any)?
         };
         if data == 0 {
             return Err(WalkError::Malformed(obj));
         }
-        Ok(Some(Str {
-            length: length as usize,
-            kind,
-            data,
-        }))
+        Ok(Some(Str { length, kind, data }))
+    }
+
+    /// Whether `ty` is `exact`, or a type whose `tp_flags` has `subclass_flag`
+    /// (how CPython's `PyUnicode_Check` and `PyString_Check` decide).
+    /// Async-signal-safe.
+    fn is_type(&self, ty: usize, exact: usize, subclass_flag: u64) -> WalkResult<bool> {
+        if ty == exact && exact != 0 {
+            return Ok(true);
+        }
+        let flags = self
+            .mem
+            .read::<u64>(at(pointer(ty)?, self.layout.tp_flags)?)?;
+        Ok(flags & subclass_flag != 0)
+    }
+
+    /// A 2.7 `PyStringObject`: `ob_size` bytes at `ob_sval`, one byte a
+    /// code point. Async-signal-safe.
+    fn bytes_str(&self, obj: usize, layout: BytesStr) -> WalkResult<Str> {
+        let length = self.mem.read::<isize>(at(obj, layout.size)?)?;
+        let length = usize::try_from(length).map_err(|_| WalkError::Malformed(obj))?;
+        Ok(Str {
+            length,
+            kind: 1,
+            data: at(obj, layout.data)?,
+        })
     }
 
     /// The code points of a string, read through a small window.
@@ -362,7 +421,7 @@ impl<'a, M: Memory> Walker<'a, M> {
             return Ok(true);
         }
         if let Some(is_def) = self.layout.module_token_is_def
-            && self.mem.read::<u8>(obj + is_def)? == 0
+            && self.mem.read::<u8>(at(obj, is_def)?)? == 0
         {
             return Ok(false);
         }
@@ -390,18 +449,23 @@ impl<'a, M: Memory> Walker<'a, M> {
         }
         let (entries, count, entry_size, key_offset) = match l.dict_keys_format {
             DictKeys::Legacy => {
-                let size = self.mem.read::<isize>(keys + 8)?;
-                let nentries = self.mem.read::<isize>(keys + 32)?;
-                if !(0..(1 << 30)).contains(&size) {
-                    return Err(WalkError::Malformed(keys));
-                }
-                let width = match size {
+                let size = self.mem.read::<isize>(at(keys, 8)?)?;
+                let nentries = self.mem.read::<isize>(at(keys, 32)?)?;
+                let size = match usize::try_from(size) {
+                    Ok(size) if size < (1 << 30) => size,
+                    _ => return Err(WalkError::Malformed(keys)),
+                };
+                let width: usize = match size {
                     0..=0xff => 1,
                     0x100..=0xffff => 2,
                     0x1_0000..=0xffff_ffff => 4,
                     _ => 8,
                 };
-                (keys + 40 + size as usize * width, nentries, 24, 8)
+                // size < 2^30: the index table is at most 8 GiB.
+                let entries = at(keys, 40)?
+                    .checked_add(size.wrapping_mul(width))
+                    .ok_or(WalkError::Malformed(keys))?;
+                (entries, nentries, 24, 8)
             }
             DictKeys::Compact {
                 log2_index_bytes,
@@ -409,23 +473,24 @@ impl<'a, M: Memory> Walker<'a, M> {
                 nentries,
                 indices,
             } => {
-                let log2 = self.mem.read::<u8>(keys + log2_index_bytes)?;
-                let kind = self.mem.read::<u8>(keys + kind)?;
-                let n = self.mem.read::<isize>(keys + nentries)?;
+                let log2 = self.mem.read::<u8>(at(keys, log2_index_bytes)?)?;
+                let kind = self.mem.read::<u8>(at(keys, kind)?)?;
+                let n = self.mem.read::<isize>(at(keys, nentries)?)?;
                 if log2 > 40 {
                     return Err(WalkError::Malformed(keys));
                 }
                 let (size, key_offset) = if kind == 0 { (24, 8) } else { (16, 0) };
-                (keys + indices + (1usize << log2), n, size, key_offset)
+                (at(at(keys, indices)?, 1usize << log2)?, n, size, key_offset)
             }
         };
-        if !(0..(1 << 24)).contains(&count) {
-            return Err(WalkError::Malformed(keys));
-        }
+        let count = match usize::try_from(count) {
+            Ok(count) if count < (1 << 24) => count,
+            _ => return Err(WalkError::Malformed(keys)),
+        };
         Ok(DictItems {
             walker: self,
             entries,
-            count: count as usize,
+            count,
             entry_size,
             key_offset,
             index: 0,
@@ -449,12 +514,17 @@ impl<M: Memory> Iterator for DictItems<'_, '_, M> {
     /// Async-signal-safe.
     fn next(&mut self) -> Option<Self::Item> {
         while self.index < self.count {
-            let entry = self.entries + self.index * self.entry_size;
-            self.index += 1;
+            // index < 2^24 and entry_size <= 24: no overflow in the product;
+            // the sum is checked by the reads.
+            let entry = self
+                .entries
+                .checked_add(self.index.wrapping_mul(self.entry_size))
+                .unwrap_or(0);
+            self.index = self.index.saturating_add(1);
             let mem = self.walker.mem;
             let pair = mem
                 .read_ptr(entry, self.key_offset)
-                .and_then(|k| Ok((k, mem.read_ptr(entry, self.key_offset + 8)?)));
+                .and_then(|k| Ok((k, mem.read_ptr(entry, self.key_offset.saturating_add(8))?)));
             match pair {
                 Ok((_, 0)) | Ok((0, _)) => continue,
                 Ok(kv) => return Some(Ok(kv)),
@@ -503,18 +573,19 @@ impl<M: Memory> Iterator for ByteStream<'_, M> {
             if self.failed || self.next >= self.end {
                 return None;
             }
-            let take = (self.end - self.next).min(self.window.len());
+            // next < end here.
+            let take = self.end.wrapping_sub(self.next).min(self.window.len());
             let (chunk, _) = self.window.split_at_mut(take);
             if self.mem.read_bytes(self.next, chunk).is_err() {
                 self.failed = true;
                 return None;
             }
-            self.next += take;
+            self.next = self.next.saturating_add(take);
             self.pos = 0;
             self.filled = take;
         }
         let b = self.window.get(self.pos).copied();
-        self.pos += 1;
+        self.pos = self.pos.saturating_add(1);
         b
     }
 }
@@ -531,8 +602,8 @@ impl<M: Memory> Iterator for Chars<'_, M> {
     /// Async-signal-safe.
     fn next(&mut self) -> Option<u32> {
         let mut ch: u32 = 0;
-        for i in 0..self.kind {
-            ch |= (self.bytes.next()? as u32) << (8 * i);
+        for shift in [0, 8, 16, 24].into_iter().take(self.kind) {
+            ch |= u32::from(self.bytes.next()?) << shift;
         }
         Some(ch)
     }

@@ -1,0 +1,298 @@
+//! What a dump reports, and in which order: one traversal of an
+//! interpreter's threads and frames, with the stdlib's limits, its treatment
+//! of shim frames and cycles, and lastwords' markers for what cannot be
+//! read. It feeds a [`ReportSink`]: [`text`] writes the stdlib's bytes,
+//! version by version; [`json`] one JSON document. Both kinds of target (this
+//! process, another process) and every output go through this one walk: no
+//! second walker, no copied limit.
+//!
+//! Every function here is async-signal-safe: no allocation, no locks, no
+//! panics, bounded loops.
+
+pub mod json;
+pub mod text;
+
+use crate::cpython::walk::{Frame, Walker};
+use crate::memory::Memory;
+use crate::procfs;
+
+/// Strings are cut after this many code points, then `...` (`MAX_STRING_LENGTH`).
+pub const MAX_STRING_LENGTH: usize = 500;
+/// Frames listed per thread (`MAX_FRAME_DEPTH`).
+pub const MAX_FRAME_DEPTH: usize = 100;
+/// Threads listed per dump (`MAX_NTHREADS`; 3.15's `max_threads` default).
+pub const MAX_THREADS: usize = 100;
+
+/// How much of the interpreter a report lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_threads: usize,
+    pub max_frames: usize,
+    /// Code points of a file or function name (text output).
+    pub max_string: usize,
+}
+
+impl Limits {
+    /// The stdlib's limits.
+    pub const STDLIB: Limits = Limits {
+        max_threads: MAX_THREADS,
+        max_frames: MAX_FRAME_DEPTH,
+        max_string: MAX_STRING_LENGTH,
+    };
+
+    /// "No limit": still bounded, so that a cyclic list or frame chain in a
+    /// corrupt (or changing) interpreter ends.
+    pub const LIFTED: Limits = Limits {
+        max_threads: 100_000,
+        max_frames: 1_000_000,
+        max_string: 1 << 20,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::STDLIB
+    }
+}
+
+/// Where thread names come from, when a report prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadNames {
+    /// Not printed (the stdlib before 3.14).
+    None,
+    /// This process (`prctl` for the calling thread, /proc for the others).
+    OwnProcess,
+    /// Another process, by pid (`/proc/<pid>/task/<tid>/comm`).
+    Process(u64),
+}
+
+/// Which thread holds the GIL, where the report says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GilHolder {
+    /// Not reported.
+    Unknown,
+    /// No thread holds it.
+    Nobody,
+    /// This thread state holds it.
+    ThreadState(usize),
+}
+
+/// One thread, as the traversal hands it to a sink.
+pub struct ThreadHeader<'n> {
+    pub tstate: usize,
+    /// `tstate->thread_id` (the pthread_t).
+    pub thread_id: u64,
+    /// The kernel thread id, where known.
+    pub native_id: Option<u64>,
+    /// The thread the report is written from (its "Current thread").
+    pub is_current: bool,
+    /// The thread's name, where the report asks for names and it has one.
+    pub name: Option<&'n [u8]>,
+    /// Whether the thread holds the GIL, where the report knows.
+    pub holds_gil: Option<bool>,
+    /// The current thread is in a garbage collection (3.10+ prints it).
+    pub gc_collecting: bool,
+}
+
+/// Something the listing could not show as a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// The thread runs no Python code.
+    NoPythonFrame,
+    /// A frame could not be read: the thread's listing ends here.
+    InvalidFrame,
+    /// The frame limit was reached: the thread's listing ends here.
+    FrameLimit,
+}
+
+/// Why the list of threads ended before its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadsEnd {
+    /// The thread limit was reached.
+    Limit,
+    /// The next thread state could not be read.
+    InvalidThread,
+}
+
+/// Where a report goes: the traversal calls these in order, for each
+/// thread `thread`, then `frame`s and at most one `marker`, then `end_thread`.
+/// Every method is async-signal-safe in every sink of this crate.
+pub trait ReportSink<M: Memory> {
+    /// A thread's listing starts (all-threads reports).
+    fn thread(&mut self, walker: &Walker<'_, M>, header: &ThreadHeader<'_>);
+    /// The calling thread's listing starts (single-thread reports: the
+    /// stdlib's `Stack (most recent call first):`).
+    fn stack(&mut self);
+    /// One Python frame, innermost first. Returns false to end the thread's
+    /// listing here (the stdlib's text from 3.14 stops after a frame it
+    /// could not fully print).
+    fn frame(&mut self, walker: &Walker<'_, M>, frame: &Frame) -> bool;
+    /// Something other than a frame ends (or is) the listing.
+    fn marker(&mut self, marker: Marker);
+    /// The current thread's listing is over.
+    fn end_thread(&mut self) {}
+    /// The list of threads ended early.
+    fn threads_end(&mut self, why: ThreadsEnd);
+}
+
+/// The stdlib's error when there is no thread to walk.
+pub const NO_THREAD_HEAD: &str = "unable to get the thread head state";
+
+/// One walk of an interpreter's threads into a sink.
+pub struct Traversal<'w, 'a, M: Memory> {
+    pub walker: &'w Walker<'a, M>,
+    pub limits: Limits,
+    /// Skipped shim frames count toward the frame limit (the stdlib from 3.14).
+    pub shims_count: bool,
+    /// Thread names, when the report prints them.
+    pub names: ThreadNames,
+    /// Which thread holds the GIL, when the report says so.
+    pub gil: GilHolder,
+}
+
+impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
+    /// A traversal with the stdlib's limits and no extras.
+    /// Async-signal-safe.
+    pub fn new(walker: &'w Walker<'a, M>) -> Self {
+        Traversal {
+            walker,
+            limits: Limits::STDLIB,
+            shims_count: false,
+            names: ThreadNames::None,
+            gil: GilHolder::Unknown,
+        }
+    }
+
+    /// Every thread of an interpreter, newest first, like
+    /// `_Py_DumpTracebackThreads`. `current` is the thread state of the
+    /// calling thread (0 if it has none). Returns the stdlib's error text
+    /// when there is nothing to walk. Async-signal-safe.
+    pub fn all_threads<S: ReportSink<M>>(
+        &self,
+        sink: &mut S,
+        interp: usize,
+        current: usize,
+    ) -> Result<(), &'static str> {
+        let walker = self.walker;
+        let mut tstate = match walker.thread_head(interp) {
+            Ok(0) | Err(_) => return Err(NO_THREAD_HEAD),
+            Ok(t) => t,
+        };
+        // The thread limit also bounds a cycle in a corrupt list.
+        for nthreads in 0..=self.limits.max_threads {
+            if nthreads == self.limits.max_threads {
+                sink.threads_end(ThreadsEnd::Limit);
+                break;
+            }
+            let Ok(thread_id) = walker.thread_id(tstate) else {
+                sink.threads_end(ThreadsEnd::InvalidThread);
+                break;
+            };
+            // A thread state of another interpreter, or garbage read while
+            // the list changed under us: stop rather than list it.
+            if walker.thread_interp(tstate) != Ok(interp) {
+                if nthreads != 0 {
+                    sink.threads_end(ThreadsEnd::InvalidThread);
+                }
+                break;
+            }
+            let is_current = tstate == current;
+            let native_id = walker.native_thread_id(tstate).ok().flatten();
+            let mut name_buf = [0u8; 100];
+            let name = match (self.names, native_id) {
+                (ThreadNames::OwnProcess, Some(tid)) => procfs::thread_name(tid, &mut name_buf),
+                (ThreadNames::Process(pid), Some(tid)) => {
+                    procfs::task_name(pid, tid, &mut name_buf)
+                }
+                _ => None,
+            };
+            let holds_gil = match self.gil {
+                GilHolder::Unknown => None,
+                GilHolder::Nobody => Some(false),
+                GilHolder::ThreadState(holder) => Some(holder == tstate),
+            };
+            let header = ThreadHeader {
+                tstate,
+                thread_id,
+                native_id,
+                is_current,
+                name,
+                holds_gil,
+                gc_collecting: is_current && walker.gc_collecting(interp) == Ok(true),
+            };
+            sink.thread(walker, &header);
+            self.frames_of(sink, tstate);
+            sink.end_thread();
+            match walker.next_thread(tstate) {
+                Ok(0) => break,
+                Ok(next) => tstate = next,
+                Err(_) => {
+                    sink.threads_end(ThreadsEnd::InvalidThread);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The calling thread's stack, under the stdlib's `Stack` header.
+    /// Async-signal-safe.
+    pub fn stack<S: ReportSink<M>>(&self, sink: &mut S, tstate: usize) {
+        sink.stack();
+        self.frames_of(sink, tstate);
+        sink.end_thread();
+    }
+
+    /// The frames of one thread, innermost first, with the stdlib's limits.
+    /// Async-signal-safe.
+    pub fn frames_of<S: ReportSink<M>>(&self, sink: &mut S, tstate: usize) {
+        match self.walker.current_frame(tstate) {
+            Err(_) => sink.marker(Marker::InvalidFrame),
+            Ok(0) => sink.marker(Marker::NoPythonFrame),
+            Ok(frame) => {
+                if self.frames(sink, frame).is_err() {
+                    sink.marker(Marker::InvalidFrame);
+                }
+            }
+        }
+    }
+
+    /// The frames from `frame` outwards, with the stdlib's frame limit and
+    /// its treatment of shim frames: skipped without counting (3.12, 3.13), or
+    /// counted toward the limit (3.14+). Async-signal-safe.
+    fn frames<S: ReportSink<M>>(
+        &self,
+        sink: &mut S,
+        mut frame: usize,
+    ) -> crate::cpython::walk::WalkResult<()> {
+        let walker = self.walker;
+        // One iteration per frame listed (or, 3.14+, per shim counted).
+        for depth in 0..=self.limits.max_frames {
+            if !self.shims_count {
+                // At most one shim sits between two frames; the bound keeps a
+                // corrupt chain of shims from looping.
+                for _ in 0..4 {
+                    if frame == 0 || !walker.is_shim(frame)? {
+                        break;
+                    }
+                    frame = walker.previous_frame(frame)?;
+                }
+            }
+            if frame == 0 {
+                return Ok(());
+            }
+            if depth == self.limits.max_frames {
+                sink.marker(Marker::FrameLimit);
+                return Ok(());
+            }
+            if !walker.is_shim(frame)? && !sink.frame(walker, &walker.frame(frame)?) {
+                return Ok(());
+            }
+            frame = walker.previous_frame(frame)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

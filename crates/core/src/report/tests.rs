@@ -1,0 +1,477 @@
+//! The walker and the report against a fake interpreter: CPython 3.11's
+//! structures laid out by hand in a fake [`Memory`], so that every shape a
+//! real (or corrupt) interpreter can have is tested without Python, in a
+//! debug build (overflow checks on).
+
+use std::collections::BTreeMap;
+
+use super::json::JsonSink;
+use super::text::{Format, TextSink};
+use super::{GilHolder, Limits, ThreadNames, Traversal};
+use crate::cpython::layout::{FramePath, InstrPosition, Layout, PY311};
+use crate::cpython::walk::{KnownTypes, Walker};
+use crate::memory::{BadAddress, Memory};
+use crate::writer::{FlushPolicy, VecSink, Writer};
+
+/// Sparse memory: regions of bytes at addresses; anything else is unmapped.
+#[derive(Default)]
+struct FakeMemory {
+    regions: BTreeMap<usize, Vec<u8>>,
+}
+
+impl Memory for FakeMemory {
+    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        let (&start, bytes) = self
+            .regions
+            .range(..=addr)
+            .next_back()
+            .ok_or(BadAddress(addr))?;
+        let offset = addr - start;
+        let src = bytes
+            .get(offset..offset.checked_add(dst.len()).ok_or(BadAddress(addr))?)
+            .ok_or(BadAddress(addr))?;
+        dst.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl FakeMemory {
+    fn put(&mut self, addr: usize, bytes: &[u8]) {
+        // Into the region that holds `addr`, growing it, or a new one.
+        let start = match self.regions.range(..=addr).next_back() {
+            Some((&start, region)) if addr <= start + region.len() => start,
+            _ => addr,
+        };
+        let region = self.regions.entry(start).or_default();
+        let offset = addr - start;
+        if region.len() < offset + bytes.len() {
+            region.resize(offset + bytes.len(), 0);
+        }
+        region[offset..offset + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn put_u64(&mut self, addr: usize, value: u64) {
+        self.put(addr, &value.to_ne_bytes());
+    }
+
+    fn put_u32(&mut self, addr: usize, value: u32) {
+        self.put(addr, &value.to_ne_bytes());
+    }
+
+    fn zeros(&mut self, addr: usize, len: usize) {
+        self.put(addr, &vec![0; len]);
+    }
+}
+
+const UNICODE_TYPE: usize = 0x7000_0000;
+const CODE_TYPE: usize = 0x7000_1000;
+const BYTES_TYPE: usize = 0x7000_2000;
+const MODULE_TYPE: usize = 0x7000_3000;
+/// An address nothing is mapped at.
+const UNMAPPED: usize = 0x6600_0000;
+
+/// Builds 3.11 structures in a [`FakeMemory`], each at its own address.
+struct Interp {
+    mem: FakeMemory,
+    layout: Layout,
+    interp: usize,
+    next_addr: usize,
+    /// The thread states, newest first (the list order).
+    threads: Vec<usize>,
+}
+
+impl Interp {
+    fn new() -> Self {
+        let layout = PY311;
+        let mut mem = FakeMemory::default();
+        for ty in [UNICODE_TYPE, CODE_TYPE, BYTES_TYPE, MODULE_TYPE] {
+            mem.zeros(ty, 512);
+        }
+        let interp = 0x1000_0000;
+        mem.zeros(interp, 1024);
+        Interp {
+            mem,
+            layout,
+            interp,
+            next_addr: 0x2000_0000,
+            threads: Vec::new(),
+        }
+    }
+
+    fn types(&self) -> KnownTypes {
+        KnownTypes {
+            unicode: UNICODE_TYPE,
+            module: MODULE_TYPE,
+            code: CODE_TYPE,
+            bytes_str: 0,
+        }
+    }
+
+    fn alloc(&mut self, size: usize) -> usize {
+        let addr = self.next_addr;
+        let pages = (size + 0xfff) & !0xfff;
+        self.next_addr += pages + 0x1000; // an unmapped page between objects
+        self.mem.zeros(addr, pages);
+        addr
+    }
+
+    /// A compact str of `kind` bytes per code point.
+    fn str(&mut self, text: &str) -> usize {
+        let chars: Vec<u32> = text.chars().map(u32::from).collect();
+        let max = chars.iter().copied().max().unwrap_or(0);
+        let (kind, ascii) = match max {
+            0..=0x7f => (1, true),
+            0x80..=0xff => (1, false),
+            0x100..=0xffff => (2, false),
+            _ => (4, false),
+        };
+        let l = self.layout;
+        let head = if ascii {
+            l.unicode_ascii_size
+        } else {
+            l.unicode_compact_size
+        };
+        let obj = self.alloc(head + chars.len() * kind + 8);
+        self.mem.put_u64(obj + l.ob_type, UNICODE_TYPE as u64);
+        self.mem.put_u64(obj + l.unicode_length, chars.len() as u64);
+        let state = (kind as u32) << l.unicode_kind_shift
+            | 1 << l.unicode_compact_bit
+            | u32::from(ascii) << l.unicode_ascii_bit;
+        self.mem.put_u32(obj + l.unicode_state, state);
+        for (i, &c) in chars.iter().enumerate() {
+            let bytes = c.to_le_bytes();
+            self.mem.put(obj + head + i * kind, &bytes[..kind]);
+        }
+        obj
+    }
+
+    fn bytes(&mut self, data: &[u8]) -> usize {
+        let l = self.layout;
+        let obj = self.alloc(l.bytes_data + data.len() + 1);
+        self.mem.put_u64(obj + l.ob_type, BYTES_TYPE as u64);
+        self.mem.put_u64(obj + l.bytes_size, data.len() as u64);
+        self.mem.put(obj + l.bytes_data, data);
+        obj
+    }
+
+    /// A code object whose one location entry gives `line` to its first 16
+    /// bytes of bytecode.
+    fn code(&mut self, filename: &str, name: &str, line: i32) -> usize {
+        let l = self.layout;
+        let firstlineno = 1;
+        let delta = line - firstlineno;
+        // PEP 657 "no column" entry (code 13) over 8 code units, then the
+        // signed varint delta (sign in the low bit, 6 bits a byte).
+        let mut zigzag = if delta < 0 {
+            ((-delta as u32) << 1) | 1
+        } else {
+            (delta as u32) << 1
+        };
+        let mut table = vec![0x80 | (13 << 3) | 7];
+        loop {
+            let b = (zigzag & 63) as u8;
+            zigzag >>= 6;
+            if zigzag == 0 {
+                table.push(b);
+                break;
+            }
+            table.push(b | 64);
+        }
+        let linetable = self.bytes(&table);
+        let filename = self.str(filename);
+        let name = self.str(name);
+        let code = self.alloc(512);
+        self.mem.put_u64(code + l.ob_type, CODE_TYPE as u64);
+        self.mem.put_u64(code + l.code_filename, filename as u64);
+        self.mem.put_u64(code + l.code_name, name as u64);
+        self.mem
+            .put_u32(code + l.code_firstlineno, firstlineno as u32);
+        self.mem.put_u64(code + l.code_linetable, linetable as u64);
+        code
+    }
+
+    /// A frame running `code` at its first instruction, called by `previous`.
+    fn frame(&mut self, code: usize, previous: usize) -> usize {
+        let l = self.layout;
+        let frame = self.alloc(128);
+        self.mem.put_u64(frame + l.frame_code, code as u64);
+        self.mem.put_u64(frame + l.frame_previous, previous as u64);
+        let InstrPosition::Pointer { code_adaptive } = l.instr_position else {
+            unreachable!("3.11 frames point into the code");
+        };
+        self.mem
+            .put_u64(frame + l.frame_instr, (code + code_adaptive) as u64);
+        frame
+    }
+
+    /// A thread whose frames are `(file, function, line)`, innermost first;
+    /// it becomes the head of the list (the newest thread).
+    fn thread(&mut self, id: u64, frames: &[(&str, &str, i32)]) -> usize {
+        let l = self.layout;
+        let mut previous = 0;
+        for &(file, func, line) in frames.iter().rev() {
+            let code = self.code(file, func, line);
+            previous = self.frame(code, previous);
+        }
+        let tstate = self.alloc(512);
+        let FramePath::ViaCFrame {
+            cframe,
+            current_frame,
+        } = l.tstate_frame
+        else {
+            unreachable!("3.11 reaches frames through the cframe");
+        };
+        let cf = self.alloc(64);
+        self.mem.put_u64(cf + current_frame, previous as u64);
+        self.mem.put_u64(tstate + cframe, cf as u64);
+        self.mem
+            .put_u64(tstate + l.tstate_interp, self.interp as u64);
+        self.mem.put_u64(tstate + l.tstate_thread_id, id);
+        let head = self.threads.first().copied().unwrap_or(0);
+        self.mem.put_u64(tstate + l.tstate_next, head as u64);
+        self.mem
+            .put_u64(self.interp + l.interp_threads_head, tstate as u64);
+        self.threads.insert(0, tstate);
+        tstate
+    }
+
+    fn walker(&self) -> Walker<'_, FakeMemory> {
+        Walker::new(&self.mem, &self.layout, self.types())
+    }
+}
+
+fn text(interp: &Interp, current: usize, format: Format, limits: Limits) -> String {
+    let walker = interp.walker();
+    let mut out = Writer::new(VecSink::default(), FlushPolicy::WhenFull);
+    let traversal = Traversal {
+        walker: &walker,
+        limits,
+        shims_count: format.shims_count,
+        names: ThreadNames::None,
+        gil: GilHolder::Unknown,
+    };
+    let mut sink = TextSink::new(&mut out, format, limits.max_string);
+    traversal
+        .all_threads(&mut sink, interp.interp, current)
+        .unwrap();
+    String::from_utf8(out.into_sink().bytes).unwrap()
+}
+
+fn stdlib_text(interp: &Interp, current: usize) -> String {
+    text(interp, current, Format::for_minor(11), Limits::STDLIB)
+}
+
+#[test]
+fn two_threads_as_the_stdlib_prints_them() {
+    let mut i = Interp::new();
+    let main = i.thread(0x7f00_0000_0001, &[("/app/main.py", "<module>", 12)]);
+    i.thread(
+        0x7f00_0000_0002,
+        &[("/app/worker.py", "wait", 40), ("/app/worker.py", "run", 7)],
+    );
+    assert_eq!(
+        stdlib_text(&i, main),
+        "Thread 0x00007f0000000002 (most recent call first):\n\
+         \x20 File \"/app/worker.py\", line 40 in wait\n\
+         \x20 File \"/app/worker.py\", line 7 in run\n\
+         \n\
+         Current thread 0x00007f0000000001 (most recent call first):\n\
+         \x20 File \"/app/main.py\", line 12 in <module>\n"
+    );
+}
+
+#[test]
+fn strings_are_escaped_and_cut() {
+    let mut i = Interp::new();
+    let long = "x".repeat(600);
+    i.thread(1, &[("gé中\u{1F600}.py", &long, 3)]);
+    let out = stdlib_text(&i, 0);
+    assert!(
+        out.contains("File \"g\\xe9\\u4e2d\\U0001f600.py\", line 3 in "),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("in {}...\n", "x".repeat(500))),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_thread_without_frames() {
+    let mut i = Interp::new();
+    i.thread(1, &[]);
+    assert_eq!(
+        stdlib_text(&i, 0),
+        "Thread 0x0000000000000001 (most recent call first):\n  <no Python frame>\n"
+    );
+    assert_eq!(
+        text(&i, 0, Format::for_minor(9), Limits::STDLIB),
+        "Thread 0x0000000000000001 (most recent call first):\n<no Python frame>\n"
+    );
+}
+
+#[test]
+fn limits_end_cycles_in_threads_and_frames() {
+    let mut i = Interp::new();
+    let t = i.thread(1, &[("a.py", "f", 1)]);
+    // The thread list points back at itself: the thread limit ends it.
+    i.mem.put_u64(t + i.layout.tstate_next, t as u64);
+    let out = stdlib_text(&i, 0);
+    assert_eq!(out.matches("(most recent call first)").count(), 100);
+    assert!(out.ends_with("\n...\n"), "{}", &out[out.len() - 40..]);
+    // A frame that calls itself: the frame limit ends it (`  ...` up to
+    // 3.12, nothing on 3.13).
+    let mut i = Interp::new();
+    let t = i.thread(1, &[("a.py", "f", 1)]);
+    let frame = i.walker().current_frame(t).unwrap();
+    i.mem.put_u64(frame + i.layout.frame_previous, frame as u64);
+    let out = stdlib_text(&i, 0);
+    assert_eq!(out.matches("  File \"a.py\", line 1 in f\n").count(), 100);
+    assert!(out.ends_with("in f\n  ...\n"));
+    let out = text(&i, 0, Format::for_minor(13), Limits::STDLIB);
+    assert!(out.ends_with("in f\n"));
+    // Lifted limits still end.
+    let out = text(&i, 0, Format::for_minor(11), Limits::LIFTED);
+    assert_eq!(out.matches("in f\n").count(), Limits::LIFTED.max_frames);
+}
+
+#[test]
+fn unreadable_and_malformed_pointers_end_a_listing() {
+    let mut i = Interp::new();
+    let older = i.thread(1, &[("a.py", "f", 1)]);
+    let newer = i.thread(2, &[("b.py", "g", 2), ("b.py", "h", 3)]);
+    // newer's second frame's code pointer is misaligned: its listing ends
+    // with the marker; older's next pointer leads nowhere.
+    let frame = i.walker().current_frame(newer).unwrap();
+    let second = i.walker().previous_frame(frame).unwrap();
+    i.mem.put_u64(second + i.layout.frame_code, 0x3000_0003);
+    i.mem.put_u64(older + i.layout.tstate_next, UNMAPPED as u64);
+    assert_eq!(
+        stdlib_text(&i, 0),
+        "Thread 0x0000000000000002 (most recent call first):\n\
+         \x20 File \"b.py\", line 2 in g\n\
+         \x20 <invalid frame>\n\
+         \n\
+         Thread 0x0000000000000001 (most recent call first):\n\
+         \x20 File \"a.py\", line 1 in f\n\
+         \n\
+         <invalid thread state>\n"
+    );
+}
+
+#[test]
+fn addresses_near_the_top_never_overflow() {
+    // The debug build checks every addition: these must be errors, not
+    // panics (a garbage pointer read from a corrupt or changing target).
+    let i = Interp::new();
+    let w = i.walker();
+    for addr in [usize::MAX - 7, usize::MAX & !7, (usize::MAX >> 1) & !7] {
+        assert!(w.thread_id(addr).is_err());
+        assert!(w.next_thread(addr).is_err());
+        assert!(w.current_frame(addr).is_err());
+        assert!(w.frame(addr).is_err());
+        assert!(w.str(addr).is_err());
+        assert!(w.gc_collecting(addr).is_err());
+        assert!(w.is_extension_module(addr).is_err());
+        assert!(w.dict_items(addr).is_err());
+    }
+    // A thread list whose head is such an address.
+    let mut i = Interp::new();
+    i.mem.put_u64(
+        i.interp + i.layout.interp_threads_head,
+        (usize::MAX - 7) as u64,
+    );
+    assert_eq!(stdlib_text(&i, 0), "<invalid thread state>\n");
+}
+
+#[test]
+fn garbage_string_lengths() {
+    let mut i = Interp::new();
+    let t = i.thread(1, &[("ok.py", "f", 1)]);
+    let frame = i.walker().current_frame(t).unwrap();
+    let code = i
+        .walker()
+        .mem
+        .read::<usize>(frame + i.layout.frame_code)
+        .unwrap();
+    let filename = i
+        .walker()
+        .mem
+        .read::<usize>(code + i.layout.code_filename)
+        .unwrap();
+    // A negative length: not a readable str, `???`; a huge one: the first
+    // 500 code points of whatever follows, then `...`.
+    i.mem.put_u64(filename + i.layout.unicode_length, u64::MAX);
+    assert!(stdlib_text(&i, 0).contains("  File ???, line 1 in f\n"));
+    i.mem.put_u64(filename + i.layout.unicode_length, 1 << 40);
+    let out = stdlib_text(&i, 0);
+    let shown = format!("ok.py{}", "\\x00".repeat(495));
+    assert!(
+        out.contains(&format!("  File \"{shown}...\", line 1 in f\n")),
+        "{out}"
+    );
+}
+
+#[test]
+fn from_3_14_a_frame_with_unknowns_ends_the_listing() {
+    let mut i = Interp::new();
+    let t = i.thread(1, &[("a.py", "f", 1), ("a.py", "g", 2)]);
+    let frame = i.walker().current_frame(t).unwrap();
+    let code = i
+        .walker()
+        .mem
+        .read::<usize>(frame + i.layout.frame_code)
+        .unwrap();
+    i.mem.put_u64(code + i.layout.code_name, 0);
+    let out = stdlib_text(&i, 0);
+    assert!(
+        out.ends_with("line 1 in ???\n  File \"a.py\", line 2 in g\n"),
+        "{out}"
+    );
+    let format = Format {
+        stop_after_unknown: true,
+        ..Format::for_minor(11)
+    };
+    let out = text(&i, 0, format, Limits::STDLIB);
+    assert!(out.ends_with("line 1 in ???\n  <invalid frame>\n"), "{out}");
+}
+
+#[test]
+fn json_report_of_the_same_walk() {
+    let mut i = Interp::new();
+    let main = i.thread(1, &[("/app/\"q\".py", "<module>", 12)]);
+    let other = i.thread(2, &[]);
+    let walker = i.walker();
+    let mut out = Writer::new(VecSink::default(), FlushPolicy::WhenFull);
+    let traversal = Traversal {
+        walker: &walker,
+        limits: Limits::STDLIB,
+        shims_count: false,
+        names: ThreadNames::None,
+        gil: GilHolder::ThreadState(other),
+    };
+    out.byte(b'{');
+    let mut sink = JsonSink::new(&mut out, 500);
+    sink.begin();
+    traversal.all_threads(&mut sink, i.interp, main).unwrap();
+    sink.finish();
+    out.byte(b'}');
+    let text = String::from_utf8(out.into_sink().bytes).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "threads": [
+                {"thread_id": 2, "native_id": null, "name": null, "current": false,
+                 "holds_gil": true, "gc_collecting": false, "frames": [],
+                 "end": "no_python_frame"},
+                {"thread_id": 1, "native_id": null, "name": null, "current": true,
+                 "holds_gil": false, "gc_collecting": false,
+                 "frames": [{"file": "/app/\"q\".py", "line": 12, "function": "<module>"}],
+                 "end": "complete"},
+            ],
+            "threads_end": "complete",
+        })
+    );
+}
