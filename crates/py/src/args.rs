@@ -789,11 +789,10 @@ fn float_seconds_to_ns(seconds: f64, overflow: &'static str) -> PyResult<i64> {
 }
 
 /// The timeout in microseconds, converted and checked as the running
-/// version's stdlib does (`_PyTime_FromSecondsObject`, then microseconds
-/// rounded up), and then the
-/// range of 3.9 and 3.10. Its conversions are the C API calls the stdlib makes, so
-/// that `__index__`, `__int__` (3.9), `__float__` (3.15) and their errors and
-/// warnings are the stdlib's.
+/// version's stdlib does (`_PyTime_FromSecondsObject`, microseconds rounded
+/// up, then the range of 3.9 and 3.10). Its conversions are the C API calls
+/// the stdlib makes, so that `__index__`, `__int__` (3.9), `__float__` (3.15)
+/// and their errors and warnings are the stdlib's.
 pub fn timeout_us(timeout: &Borrowed<'_, '_, PyAny>, minor: u8) -> PyResult<i64> {
     let py = timeout.py();
     let (int_overflow, float_overflow) = timeout_overflow(minor);
