@@ -5,6 +5,8 @@
 //! signal code and reads no interpreter structure itself.
 //!
 //! Modules, from the bottom up:
+//! * [`args`]: the functions' names, docstrings and parameters, version by
+//!   version, and the parsing of a call's arguments.
 //! * [`writer`]: the fd writer (fixed buffer, no allocation).
 //! * [`cpython`]: layouts, memory readers, line tables and the walker.
 //! * [`dump`]: the renderer: the stdlib's text, version by version.
@@ -20,6 +22,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod args;
 pub mod crash;
 pub mod fatal;
 pub mod headlock;
@@ -36,12 +39,11 @@ pub use lastwords_core::{cpython, memory, procfs, report, writer};
 
 use std::sync::Mutex;
 
-use pyo3::exceptions::{
-    PyOverflowError, PyRuntimeError, PyRuntimeWarning, PyTypeError, PyValueError,
-};
+use pyo3::exceptions::{PyRuntimeError, PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
+use pyo3::types::{PyBool, PyInt, PyTuple};
 
+use args::{Args, Param, Ret};
 use cpython::walk::Walker;
 use memory::LocalUnchecked;
 use report::text::TextReport;
@@ -64,32 +66,37 @@ fn minor(py: Python<'_>) -> u8 {
     *MINOR.get_or_init(|| py.version_info().minor)
 }
 
+/// `sys.stderr`, or None when the attribute is missing.
+fn sys_stderr<'py>(py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let lookups = args::lookups();
+    lookups.sys_dict.bind(py).get_item(lookups.stderr.bind(py))
+}
+
 /// A file argument turned into a file descriptor, the way the stdlib's
 /// `faulthandler_get_fileno` does it; returns the object to keep alive (None
 /// for an int fd).
 fn file_to_fd(
     py: Python<'_>,
-    file: Option<&Bound<'_, PyAny>>,
+    file: Option<Borrowed<'_, '_, PyAny>>,
 ) -> PyResult<(i32, Option<Py<PyAny>>)> {
     let file = match file {
-        Some(f) if !f.is_none() => f.clone(),
-        _ => {
-            let sys = py.import("sys")?;
-            let stderr = sys.getattr("stderr").map_err(|_| {
-                PyRuntimeError::new_err(if minor(py) >= 14 {
+        Some(f) if !f.is_none() => f.to_owned(),
+        _ => match sys_stderr(py)? {
+            None => {
+                return Err(PyRuntimeError::new_err(if minor(py) >= 14 {
                     "lost sys.stderr"
                 } else {
                     "unable to get sys.stderr"
-                })
-            })?;
-            if stderr.is_none() {
+                }));
+            }
+            Some(stderr) if stderr.is_none() => {
                 return Err(PyRuntimeError::new_err("sys.stderr is None"));
             }
-            stderr
-        }
+            Some(stderr) => stderr,
+        },
     };
     if file.is_instance_of::<PyInt>() {
-        if file.is_instance_of::<PyBool>() && minor(py) >= 13 {
+        if minor(py) >= 13 && file.is_instance_of::<PyBool>() {
             PyErr::warn(
                 py,
                 &py.get_type::<PyRuntimeWarning>(),
@@ -97,7 +104,7 @@ fn file_to_fd(
                 1,
             )?;
         }
-        let fd = c_int_of(&file)?;
+        let fd = args::as_c_int(&file.as_borrowed())?;
         if fd < 0 {
             return Err(PyValueError::new_err(if minor(py) >= 12 {
                 "file is not a valid file descriptor"
@@ -107,195 +114,45 @@ fn file_to_fd(
         }
         return Ok((fd, None));
     }
-    let result = file.call_method0("fileno")?;
+    let result = file.call_method0(args::lookups().fileno.bind(py))?;
+    // Anything but an int in [0, INT_MAX) is not a valid fd, as for the
+    // stdlib: it checks the type first (no __index__ is called) and drops
+    // the OverflowError of a huge int.
     let fd = if result.is_instance_of::<PyInt>() {
-        c_int_of(&result).unwrap_or(-1)
+        match result.extract::<libc::c_long>() {
+            Ok(v) if (0..libc::c_long::from(i32::MAX)).contains(&v) => v as i32,
+            _ => -1,
+        }
     } else {
         -1
     };
+    drop(result);
     if fd < 0 {
         return Err(PyRuntimeError::new_err(
             "file.fileno() is not a valid file descriptor",
         ));
     }
     // The stdlib flushes once and ignores errors.
-    let _ = file.call_method0("flush");
+    let _ = file.call_method0(args::lookups().flush.bind(py));
     Ok((fd, Some(file.unbind())))
 }
 
-/// `_PyLong_AsInt`: an int that must fit a C int.
-fn c_int_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
-    let too_large = || PyOverflowError::new_err("Python int too large to convert to C int");
-    let value: i64 = obj.extract().map_err(|e: PyErr| {
-        if e.is_instance_of::<PyOverflowError>(obj.py()) {
-            too_large()
-        } else {
-            e
-        }
-    })?;
-    i32::try_from(value).map_err(|_| too_large())
-}
-
-/// An `"i"` argument (a C int), with the running version's error wording.
-fn int_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<i32> {
-    if minor(py) == 9 {
-        // 3.9's argument parser words its "i" errors differently.
-        if v.is_instance_of::<PyFloat>() {
-            return Err(PyTypeError::new_err("integer argument expected, got float"));
-        }
-        if !v.hasattr("__index__")? {
-            return Err(PyTypeError::new_err(format!(
-                "an integer is required (got type {})",
-                v.get_type().name()?
-            )));
-        }
-    }
-    c_int_of(v)
-}
-
-/// A flag that is an `"i"` int on every version (`repeat`, `exit`).
-fn int_flag(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
-    value.map_or(Ok(default), |v| Ok(int_arg(py, v)? != 0))
-}
-
-/// A flag argument: ints only up to 3.11 (`"i"`), any object from 3.12 (`"p"`).
-fn flag(py: Python<'_>, value: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
+/// 3.15's keyword-only `max_threads`: 0 (or left out) means the default, a
+/// negative number lists no thread at all.
+fn max_threads(value: Option<isize>) -> usize {
     match value {
-        Some(v) if minor(py) >= 12 => v.is_truthy(),
-        _ => int_flag(py, value, default),
+        None | Some(0) => report::MAX_THREADS,
+        Some(n) => usize::try_from(n).unwrap_or(0),
     }
-}
-
-/// Whether `key` is the str `name` (ASCII, under 32 bytes), without making a
-/// Rust string of it: keyword names are compared on every call.
-fn str_equals(key: &Bound<'_, PyAny>, name: &str) -> bool {
-    let mut c_name = [0u8; 32];
-    if name.len() >= c_name.len() || !key.is_instance_of::<pyo3::types::PyString>() {
-        return false;
-    }
-    c_name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: key is a str (checked above); c_name is NUL-terminated ASCII.
-    #[allow(unsafe_code)]
-    let order = unsafe {
-        pyo3::ffi::PyUnicode_CompareWithASCIIString(key.as_ptr(), c_name.as_ptr().cast())
-    };
-    order == 0
-}
-
-/// One call's arguments by parameter, as CPython's argument parser sees them:
-/// None when not given, Some(object) when given — an explicit None included
-/// (it is a false flag from 3.12, an error for an int parameter). Errors are
-/// worded as the running version's parser words them.
-fn parse_call<'py>(
-    py: Python<'py>,
-    func: &str,
-    args: &Bound<'py, PyTuple>,
-    kwargs: Option<&Bound<'py, PyDict>>,
-    positional: &[&str],
-    keyword_only: &[&str],
-    required: usize,
-) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
-    let mut values: Vec<Option<Bound<'py, PyAny>>> =
-        vec![None; positional.len() + keyword_only.len()];
-    if args.len() > positional.len() {
-        return Err(PyTypeError::new_err(format!(
-            "{func}() takes at most {} argument{} ({} given)",
-            positional.len(),
-            if positional.len() == 1 { "" } else { "s" },
-            args.len()
-        )));
-    }
-    for (slot, value) in values.iter_mut().zip(args.iter()) {
-        *slot = Some(value);
-    }
-    for (key, value) in kwargs.into_iter().flatten() {
-        let index = positional
-            .iter()
-            .chain(keyword_only)
-            .position(|p| str_equals(&key, p));
-        let Some(slot) = index.and_then(|i| values.get_mut(i)) else {
-            let name: String = key.extract()?;
-            return Err(PyTypeError::new_err(if minor(py) >= 13 {
-                format!("{func}() got an unexpected keyword argument '{name}'")
-            } else {
-                format!("'{name}' is an invalid keyword argument for {func}()")
-            }));
-        };
-        if slot.is_some() {
-            let name: String = key.extract()?;
-            return Err(PyTypeError::new_err(format!(
-                "argument for {func}() given by name ('{name}') and position ({})",
-                index.unwrap_or(0) + 1
-            )));
-        }
-        *slot = Some(value);
-    }
-    for (i, name) in positional.iter().enumerate().take(required) {
-        if values.get(i).is_some_and(Option::is_none) {
-            return Err(PyTypeError::new_err(format!(
-                "{func}() missing required argument '{name}' (pos {})",
-                i + 1
-            )));
-        }
-    }
-    Ok(values)
-}
-
-/// The keyword-only parameters of the running version: `max_threads` from 3.15.
-fn keyword_only(py: Python<'_>) -> &'static [&'static str] {
-    if minor(py) >= 15 {
-        &["max_threads"]
-    } else {
-        &[]
-    }
-}
-
-/// 3.15's keyword-only `max_threads` (a Py_ssize_t): 0 means the default,
-/// a negative number lists no thread at all.
-fn max_threads_arg(py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
-    let Some(value) = value else {
-        return Ok(report::MAX_THREADS);
-    };
-    let n: isize = value.extract().map_err(|e: PyErr| {
-        if e.is_instance_of::<PyOverflowError>(py) {
-            PyOverflowError::new_err("Python int too large to convert to C ssize_t")
-        } else {
-            e
-        }
-    })?;
-    Ok(match n {
-        0 => report::MAX_THREADS,
-        n => usize::try_from(n).unwrap_or(0),
-    })
 }
 
 /// enable(file=sys.stderr, all_threads=True, c_stack=True, *, max_threads=100)
 /// (`c_stack` from 3.14, `max_threads` from 3.15, as in the stdlib).
-#[pyfunction]
-#[pyo3(signature = (*args, **kwargs))]
-fn enable(
-    py: Python<'_>,
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<()> {
-    let positional: &[&str] = if minor(py) >= 14 {
-        &["file", "all_threads", "c_stack"]
-    } else {
-        &["file", "all_threads"]
-    };
-    let a = parse_call(py, "enable", args, kwargs, positional, keyword_only(py), 0)?;
-    let (file, all_threads, c_stack) = (
-        a[0].as_ref(),
-        a[1].as_ref(),
-        a.get(2).and_then(Option::as_ref),
-    );
-    let max_threads = max_threads_arg(py, a.get(positional.len()).and_then(Option::as_ref))?;
-    let (fd, keep) = file_to_fd(py, file)?;
-    let all_threads = flag(py, all_threads, true)?;
-    let c_stack = match c_stack {
-        Some(v) => v.is_truthy()?,
-        None => minor(py) >= 14,
-    };
+fn enable(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
+    let all_threads = a.flag(Param::AllThreads, true);
+    let c_stack = a.flag(Param::CStack, minor(py) >= 14);
+    let max_threads = max_threads(a.ssize(Param::MaxThreads));
+    let (fd, keep) = file_to_fd(py, a.object(Param::File))?;
     target(py)?;
     target::refresh_stdlib_names(py);
     // SAFETY: the GIL is held, so the interpreter is initialised.
@@ -314,48 +171,30 @@ fn enable(
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
-    hook_thread_start(py)
+    hook_thread_start(py)?;
+    Ok(Ret::None)
 }
 
 /// disable() -> bool: restore the previous handlers; was lastwords enabled?
-#[pyfunction]
-fn disable() -> bool {
+fn disable(_py: Python<'_>) -> PyResult<Ret> {
     let mut slot = FATAL_FILE.lock().unwrap_or_else(|e| e.into_inner());
     let was = fatal::disable();
     let old = slot.take();
     drop(slot);
     drop(old);
-    was
+    Ok(Ret::Bool(was))
 }
 
 /// is_enabled() -> bool
-#[pyfunction]
-fn is_enabled() -> bool {
-    fatal::is_enabled()
+fn is_enabled(_py: Python<'_>) -> PyResult<Ret> {
+    Ok(Ret::Bool(fatal::is_enabled()))
 }
 
 /// dump_traceback(file=sys.stderr, all_threads=True, *, max_threads=100)
-#[pyfunction]
-#[pyo3(signature = (*args, **kwargs))]
-fn dump_traceback(
-    py: Python<'_>,
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<()> {
-    let positional = &["file", "all_threads"];
-    let a = parse_call(
-        py,
-        "dump_traceback",
-        args,
-        kwargs,
-        positional,
-        keyword_only(py),
-        0,
-    )?;
-    let (file, all_threads) = (a[0].as_ref(), a[1].as_ref());
-    let max_threads = max_threads_arg(py, a.get(2).and_then(Option::as_ref))?;
-    let (fd, _keep) = file_to_fd(py, file)?;
-    let all_threads = flag(py, all_threads, true)?;
+fn dump_traceback(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
+    let all_threads = a.flag(Param::AllThreads, true);
+    let max_threads = max_threads(a.ssize(Param::MaxThreads));
+    let (fd, _keep) = file_to_fd(py, a.object(Param::File))?;
     let target = target(py)?;
     // SAFETY: the GIL is held: the calling thread has a current thread state.
     #[allow(unsafe_code)]
@@ -377,7 +216,13 @@ fn dump_traceback(
     .threads(all_threads, interp, tstate, max_threads);
     drop(out);
     result.map_err(PyRuntimeError::new_err)?;
-    // SAFETY: GIL held; runs pending Python signal handlers like the stdlib.
+    check_signals(py)?;
+    Ok(Ret::None)
+}
+
+/// Run pending Python signal handlers, as the stdlib does after a dump.
+fn check_signals(py: Python<'_>) -> PyResult<()> {
+    // SAFETY: the GIL is held.
     #[allow(unsafe_code)]
     if unsafe { pyo3::ffi::PyErr_CheckSignals() } != 0 {
         return Err(PyErr::fetch(py));
@@ -388,109 +233,28 @@ fn dump_traceback(
 /// The file object the watchdog writes to, kept alive while armed.
 static WATCHDOG_FILE: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
 
-/// The timeout in microseconds, converted and checked as the stdlib does
-/// (`_PyTime_FromSecondsObject` with `_PyTime_ROUND_TIMEOUT`, then to µs).
-fn timeout_us(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<u64> {
-    let too_large = match minor(py) {
-        14.. => "timestamp out of range for C PyTime_t",
-        13 => "timestamp too large to convert to C PyTime_t",
-        _ => "timestamp too large to convert to C _PyTime_t",
-    };
-    let ns: i128 = if let Ok(f) = timeout.cast::<PyFloat>() {
-        let d = f.value();
-        if d.is_nan() {
-            return Err(PyValueError::new_err("Invalid value NaN (not a number)"));
-        }
-        let d = (d * 1e9).ceil();
-        // _PyTime_t is an i64 of nanoseconds: [-2^63, 2^63).
-        let limit = 2f64.powi(63);
-        if !(-limit..limit).contains(&d) {
-            return Err(PyOverflowError::new_err(match minor(py) {
-                14.. => too_large,
-                11..=13 => "timestamp out of range for platform time_t",
-                _ => too_large,
-            }));
-        }
-        d as i128
-    } else {
-        if !timeout.is_instance_of::<PyInt>() && !timeout.hasattr("__index__")? {
-            let name = timeout.get_type().name()?;
-            match minor(py) {
-                9 => {
-                    return Err(PyTypeError::new_err(format!(
-                        "an integer is required (got type {name})"
-                    )));
-                }
-                14 => {
-                    return Err(PyTypeError::new_err(format!(
-                        "'{name}' object cannot be interpreted as an integer or float"
-                    )));
-                }
-                15.. => {
-                    return Err(PyTypeError::new_err(format!(
-                        "must be real number, not {name}"
-                    )));
-                }
-                _ => {}
-            }
-        }
-        let secs: i64 = timeout.extract().map_err(|e: PyErr| {
-            if e.is_instance_of::<PyOverflowError>(py) {
-                PyOverflowError::new_err(too_large)
-            } else {
-                e
-            }
-        })?;
-        secs.checked_mul(1_000_000_000)
-            .ok_or_else(|| PyOverflowError::new_err(too_large))? as i128
-    };
-    // Round up (away from zero) to whole microseconds.
-    let us = if ns > 0 { (ns + 999) / 1000 } else { ns / 1000 };
-    if us <= 0 {
-        return Err(PyValueError::new_err("timeout must be greater than 0"));
-    }
-    Ok(us as u64)
-}
-
 /// dump_traceback_later(timeout, repeat=False, file=sys.stderr, exit=False,
 /// *, max_threads=100)
-#[pyfunction]
-#[pyo3(signature = (*args, **kwargs))]
-fn dump_traceback_later(
-    py: Python<'_>,
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<()> {
-    let positional = &["timeout", "repeat", "file", "exit"];
-    let a = parse_call(
-        py,
-        "dump_traceback_later",
-        args,
-        kwargs,
-        positional,
-        keyword_only(py),
-        1,
-    )?;
-    let Some(timeout) = a[0].as_ref() else {
+fn dump_traceback_later(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
+    let repeat = a.flag(Param::Repeat, false);
+    let exit = a.flag(Param::Exit, false);
+    let max_threads = max_threads(a.ssize(Param::MaxThreads));
+    let Some(timeout) = a.object(Param::Timeout) else {
         return Err(PyTypeError::new_err("missing timeout"));
     };
-    let (repeat, file, exit) = (a[1].as_ref(), a[2].as_ref(), a[3].as_ref());
-    let max_threads = max_threads_arg(py, a.get(4).and_then(Option::as_ref))?;
-    let repeat = int_flag(py, repeat, false)?;
-    let exit = int_flag(py, exit, false)?;
-    let timeout_us = timeout_us(py, timeout)?;
-    let (fd, keep) = file_to_fd(py, file)?;
+    let timeout_us = args::timeout_us(&timeout, minor(py))?;
+    let (fd, keep) = file_to_fd(py, a.object(Param::File))?;
     target(py)?;
     // SAFETY: the GIL is held, so the interpreter is initialised.
     #[allow(unsafe_code)]
     let interp = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
     let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
     memory::ensure_read_method();
-    watchdog::arm(fd, timeout_us, repeat, exit, max_threads, interp).map_err(os_error)?;
+    watchdog::arm(fd, timeout_us as u64, repeat, exit, max_threads, interp).map_err(os_error)?;
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
-    Ok(())
+    Ok(Ret::None)
 }
 
 /// _last_timeout_timing() -> (due, began, written) | None: CLOCK_MONOTONIC
@@ -503,13 +267,13 @@ fn _last_timeout_timing() -> Option<(u64, u64, u64)> {
 }
 
 /// cancel_dump_traceback_later(): disarm; never waits for a dump.
-#[pyfunction]
-fn cancel_dump_traceback_later() {
+fn cancel_dump_traceback_later(_py: Python<'_>) -> PyResult<Ret> {
     let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
     watchdog::cancel();
     let old = slot.take();
     drop(slot);
     drop(old);
+    Ok(Ret::None)
 }
 
 /// The file objects registered signals write to, by signal number.
@@ -537,33 +301,15 @@ fn take_user_file(files: &mut Vec<(i32, Py<PyAny>)>, signum: i32) -> Option<Py<P
 
 /// register(signum, file=sys.stderr, all_threads=True, chain=False, *,
 /// max_threads=100)
-#[pyfunction]
-#[pyo3(signature = (*args, **kwargs))]
-fn register(
-    py: Python<'_>,
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<()> {
-    let positional = &["signum", "file", "all_threads", "chain"];
-    let a = parse_call(
-        py,
-        "register",
-        args,
-        kwargs,
-        positional,
-        keyword_only(py),
-        1,
-    )?;
-    let Some(signum) = a[0].as_ref() else {
+fn register(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
+    let Some(signum) = a.int(Param::Signum) else {
         return Err(PyTypeError::new_err("missing signum"));
     };
-    let (file, all_threads, chain) = (a[1].as_ref(), a[2].as_ref(), a[3].as_ref());
-    let max_threads = max_threads_arg(py, a.get(4).and_then(Option::as_ref))?;
-    let signum = int_arg(py, signum)?;
-    let all_threads = flag(py, all_threads, true)?;
-    let chain = flag(py, chain, false)?;
+    let all_threads = a.flag(Param::AllThreads, true);
+    let chain = a.flag(Param::Chain, false);
+    let max_threads = max_threads(a.ssize(Param::MaxThreads));
     check_signum(signum)?;
-    let (fd, keep) = file_to_fd(py, file)?;
+    let (fd, keep) = file_to_fd(py, a.object(Param::File))?;
     target(py)?;
     // SAFETY: the GIL is held, so the interpreter is initialised.
     #[allow(unsafe_code)]
@@ -577,41 +323,18 @@ fn register(
     }
     drop(files);
     drop(old);
-    Ok(())
+    Ok(Ret::None)
 }
 
-/// unregister(signum, /) -> bool. Arguments are checked by hand to give the
-/// stdlib's messages (its parser takes exactly one positional int).
-#[pyfunction]
-#[pyo3(signature = (*args, **kwargs))]
-fn unregister(
-    py: Python<'_>,
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<bool> {
-    let has_kwargs = kwargs.is_some_and(|k| !k.is_empty());
-    if has_kwargs && minor(py) >= 13 {
-        // 3.15 names the module in this message.
-        return Err(PyTypeError::new_err(if minor(py) >= 15 {
-            "faulthandler.unregister() takes no keyword arguments"
-        } else {
-            "unregister() takes no keyword arguments"
-        }));
-    }
-    if has_kwargs || args.len() != 1 {
-        return Err(PyTypeError::new_err(format!(
-            "unregister() takes exactly 1 argument ({} given)",
-            args.len()
-        )));
-    }
-    let signum = int_arg(py, &args.get_item(0)?)?;
+/// unregister(signum, /) -> bool
+fn unregister(_py: Python<'_>, signum: i32) -> PyResult<Ret> {
     check_signum(signum)?;
     let mut files = USER_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let was = user_signal::unregister(signum);
     let old = take_user_file(&mut files, signum);
     drop(files);
     drop(old);
-    Ok(was)
+    Ok(Ret::Bool(was))
 }
 
 /// An OSError worded as CPython words it: `[Errno N] text`.
@@ -626,10 +349,8 @@ fn os_error(e: std::io::Error) -> PyErr {
 }
 
 /// dump_c_stack(file=sys.stderr) (3.14+): the calling thread's C stack.
-#[pyfunction]
-#[pyo3(signature = (file=None))]
-fn dump_c_stack(py: Python<'_>, file: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    let (fd, _keep) = file_to_fd(py, file)?;
+fn dump_c_stack(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
+    let (fd, _keep) = file_to_fd(py, a.object(Param::File))?;
     native::prepare().map_err(os_error)?;
     let mut frames = [0usize; native::MAX_FRAMES];
     // Captured here, so that this binding is the first frame listed (the
@@ -638,12 +359,8 @@ fn dump_c_stack(py: Python<'_>, file: Option<&Bound<'_, PyAny>>) -> PyResult<()>
     let mut out = Writer::new(FdSink(fd), FlushPolicy::WhenFull);
     native::write_c_stack(&mut out, frames.get(..n).unwrap_or(&[]), false);
     drop(out);
-    // SAFETY: GIL held; runs pending Python signal handlers like the stdlib.
-    #[allow(unsafe_code)]
-    if unsafe { pyo3::ffi::PyErr_CheckSignals() } != 0 {
-        return Err(PyErr::fetch(py));
-    }
-    Ok(())
+    check_signals(py)?;
+    Ok(Ret::None)
 }
 
 /// _rehearse_fatal_report(fd): what the fatal handler would write, now, from
@@ -731,22 +448,13 @@ fn mark_as_extension_module(m: &Bound<'_, PyModule>) {
 #[pymodule]
 fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // First: the functions added after this carry the stdlib's module name.
+    args::add_functions(m, minor(py))?;
     let version = env!("CARGO_PKG_VERSION");
     m.add("__version__", version)?;
     let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
     m.add("version", PyTuple::new(py, parts)?)?;
-    m.add_function(wrap_pyfunction!(enable, m)?)?;
-    m.add_function(wrap_pyfunction!(disable, m)?)?;
-    m.add_function(wrap_pyfunction!(is_enabled, m)?)?;
-    m.add_function(wrap_pyfunction!(dump_traceback, m)?)?;
-    m.add_function(wrap_pyfunction!(dump_traceback_later, m)?)?;
-    m.add_function(wrap_pyfunction!(cancel_dump_traceback_later, m)?)?;
     m.add_function(wrap_pyfunction!(_last_timeout_timing, m)?)?;
-    m.add_function(wrap_pyfunction!(register, m)?)?;
-    m.add_function(wrap_pyfunction!(unregister, m)?)?;
-    if minor(py) >= 14 {
-        m.add_function(wrap_pyfunction!(dump_c_stack, m)?)?;
-    }
     m.add_function(wrap_pyfunction!(_layout_info, m)?)?;
     m.add_function(wrap_pyfunction!(_rehearse_fatal_report, m)?)?;
     crash::register(m)?;

@@ -2478,11 +2478,19 @@ mod tests {
         core::hint::black_box(n)
     }
 
+    /// The caller of the known functions: test functions themselves may be
+    /// inlined into the harness, so the walk is checked up to this one.
+    #[inline(never)]
+    fn lastwords_known_caller(frames: &mut [usize]) -> usize {
+        let n = lastwords_known_function_outer(frames);
+        core::hint::black_box(n)
+    }
+
     #[test]
     fn captures_its_own_stack_and_names_it() {
         prepare().unwrap();
         let mut frames = [0usize; MAX_FRAMES];
-        let n = lastwords_known_function_outer(&mut frames);
+        let n = lastwords_known_caller(&mut frames);
         let names = names_of(&frames[..n]);
         // The first frame is the function that called capture().
         assert!(
@@ -2498,9 +2506,7 @@ mod tests {
         assert!(inner.is_some() && outer.is_some(), "{names:#?}");
         assert!(inner < outer, "{names:#?}");
         assert!(
-            names
-                .iter()
-                .any(|s| s.contains("captures_its_own_stack_and_names_it")),
+            names.iter().any(|s| s.contains("lastwords_known_caller")),
             "{names:#?}"
         );
         // The walk goes on through the test harness and std into libc.
@@ -2526,6 +2532,12 @@ mod tests {
         core::hint::black_box(());
     }
 
+    #[inline(never)]
+    fn lastwords_calls_the_raiser() {
+        lastwords_raises_a_signal();
+        core::hint::black_box(());
+    }
+
     #[test]
     fn unwinds_from_a_signal_context_through_libc() {
         prepare().unwrap();
@@ -2540,7 +2552,7 @@ mod tests {
                 0
             );
         }
-        lastwords_raises_a_signal();
+        lastwords_calls_the_raiser();
         let n = SIGNAL_COUNT.load(Ordering::Acquire);
         assert!(n != usize::MAX && n > 0);
         let frames: Vec<usize> = SIGNAL_FRAMES
@@ -2565,7 +2577,7 @@ mod tests {
         assert!(
             names
                 .iter()
-                .any(|s| s.contains("unwinds_from_a_signal_context_through_libc")),
+                .any(|s| s.contains("lastwords_calls_the_raiser")),
             "{names:#?}"
         );
     }
@@ -2647,8 +2659,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn unwinding_works_without_a_table() {
+    #[inline(never)]
+    fn lastwords_captures_without_a_table(frames: &mut [usize]) -> usize {
         // The link-map fallback alone (an object loaded after prepare()).
         let mem = LocalChecked::new();
         let resolver = Resolver {
@@ -2656,14 +2668,26 @@ mod tests {
             table: None,
             link_map: true,
         };
+        let n = capture_here(&resolver, frames, 1);
+        core::hint::black_box(n)
+    }
+
+    #[inline(never)]
+    fn lastwords_table_less_caller(frames: &mut [usize]) -> usize {
+        let n = lastwords_captures_without_a_table(frames);
+        core::hint::black_box(n)
+    }
+
+    #[test]
+    fn unwinding_works_without_a_table() {
         let mut frames = [0usize; MAX_FRAMES];
-        let n = capture_here(&resolver, &mut frames, 1);
+        let n = lastwords_table_less_caller(&mut frames);
         prepare().unwrap();
         let names = names_of(&frames[..n]);
         assert!(
             names
                 .iter()
-                .any(|s| s.contains("unwinding_works_without_a_table")),
+                .any(|s| s.contains("lastwords_table_less_caller")),
             "{names:#?}"
         );
     }
