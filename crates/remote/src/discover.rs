@@ -536,7 +536,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() || pid <= 0 {
         return Err(RemoteError::NoSuchProcess(pid));
     }
-    let maps = maps::read(pid).map_err(|e| classify(pid, "read the memory map", e))?;
+    let maps = maps::read(pid).map_err(|e| classify(pid, "read the memory map of", e))?;
     if maps.is_empty() {
         // A zombie, or a kernel thread: nothing mapped.
         return Err(if crate::error::alive(pid) {

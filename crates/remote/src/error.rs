@@ -110,7 +110,7 @@ impl fmt::Display for RemoteError {
             Inconsistent { pid, what } => {
                 write!(f, "the interpreter of process {pid} cannot be read: {what}")
             }
-            Os { pid, doing, error } => write!(f, "cannot {doing} of process {pid}: {error}"),
+            Os { pid, doing, error } => write!(f, "cannot {doing} process {pid}: {error}"),
         }
     }
 }

@@ -1,0 +1,114 @@
+# A process for lastwords-remote to discover: CPython 2.7 and 3.x alike.
+#
+#   python target.py PARKED [busy] [dupmap]
+#
+# Starts PARKED threads that block on a lock at a known line, optionally one
+# thread that runs Python code without pause (it holds the GIL) and a second
+# mapping of the interpreter's own file (as libffi's trampolines make). Once
+# every thread is where it should be, prints one JSON line on stdout: its
+# pid, version, build and threads (ident = pthread_t, tid = kernel id). Then
+# answers each line on stdin: "ping" -> "pong N" (N: the busy thread's
+# progress), "exit" -> exits. No sleeps: every step waits on the previous.
+import json
+import os
+import sys
+import threading
+
+try:
+    import thread as _thread  # 2.7
+except ImportError:
+    import _thread
+
+
+def native_id():
+    if hasattr(threading, "get_native_id"):
+        return threading.get_native_id()
+    import ctypes  # 2.7, 3.7: gettid(2) (x86-64: 186)
+
+    return ctypes.CDLL(None, use_errno=True).syscall(186)
+
+
+PARKED = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+BUSY = "busy" in sys.argv[2:]
+DUPMAP = "dupmap" in sys.argv[2:]
+
+release = threading.Lock()
+release.acquire()
+ready = threading.Semaphore(0)
+threads = []
+record_lock = threading.Lock()
+progress = [0]
+
+
+def record(role):
+    with record_lock:
+        threads.append({"ident": _thread.get_ident(), "tid": native_id(), "role": role})
+
+
+def parked():
+    record("parked")
+    ready.release()
+    release.acquire()  # PARKED LINE
+    release.release()
+
+
+def busy():
+    record("busy")
+    ready.release()
+    n = 0
+    while True:  # BUSY LINE
+        n += 1
+        if n % 1000 == 0:
+            progress[0] = n
+
+
+def duplicate_mapping():
+    """Map the interpreter's file again, read-only, at another address."""
+    import mmap
+
+    path = None
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and "libpython" in fields[5]:
+                path = fields[5]
+                break
+            if path is None and len(fields) >= 6 and fields[5] == os.path.realpath(sys.executable):
+                path = fields[5]
+    with open(path, "rb") as f:
+        # Offset 0 (the first PT_LOAD): a decoy for the load bias.
+        return mmap.mmap(f.fileno(), 4096, access=mmap.ACCESS_READ)
+
+
+keep = duplicate_mapping() if DUPMAP else None
+for i in range(PARKED):
+    t = threading.Thread(target=parked, name="parked-%d" % i)
+    t.daemon = True
+    t.start()
+if BUSY:
+    t = threading.Thread(target=busy, name="busy")
+    t.daemon = True
+    t.start()
+for _ in range(PARKED + (1 if BUSY else 0)):
+    ready.acquire()
+record("main")
+sys.stdout.write(
+    json.dumps(
+        {
+            "pid": os.getpid(),
+            "hexversion": sys.hexversion,
+            "debug": hasattr(sys, "gettotalrefcount"),
+            "threads": threads,
+            "thread_count": threading.active_count(),
+        }
+    )
+    + "\n"
+)
+sys.stdout.flush()
+while True:
+    line = sys.stdin.readline()
+    if not line or line.strip() == "exit":
+        break
+    sys.stdout.write("pong %d\n" % progress[0])
+    sys.stdout.flush()
+os._exit(0)
