@@ -63,21 +63,32 @@ def busy():
 
 
 def duplicate_mapping():
-    """Map the interpreter's file again, read-only, at another address."""
-    import mmap
+    """Map the interpreter's file again, read-only, at offset 0 (its first
+    PT_LOAD), below and above where it is loaded: decoys for the load bias."""
+    import ctypes
 
     path = None
+    exe = os.path.realpath(sys.executable)
     with open("/proc/self/maps") as maps:
         for line in maps:
             fields = line.split()
             if len(fields) >= 6 and "libpython" in fields[5]:
                 path = fields[5]
                 break
-            if path is None and len(fields) >= 6 and fields[5] == os.path.realpath(sys.executable):
+            if path is None and len(fields) >= 6 and fields[5] == exe:
                 path = fields[5]
-    with open(path, "rb") as f:
-        # Offset 0 (the first PT_LOAD): a decoy for the load bias.
-        return mmap.mmap(f.fileno(), 4096, access=mmap.ACCESS_READ)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    fd = os.open(path, os.O_RDONLY)
+    prot_read, map_private = 1, 2
+    # Hints, not MAP_FIXED: the kernel takes them when the range is free.
+    got = [libc.mmap(hint, 4096, prot_read, map_private, fd, 0)
+           for hint in (0x10000000, 0x7e0000000000)]
+    os.close(fd)
+    assert got == [0x10000000, 0x7e0000000000], got
+    return got
 
 
 keep = duplicate_mapping() if DUPMAP else None

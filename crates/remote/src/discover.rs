@@ -1127,7 +1127,7 @@ mod tests {
         // Add decoys: the same file mapped again elsewhere at one offset
         // (a trampoline page), before and after the real mappings.
         let first_exec = mine.iter().find(|m| m.exec).unwrap();
-        let low = mapping(0x10000, first_exec.offset);
+        let low = mapping(0x10000, 0);
         let high = mapping(0x7fff_0000_0000, first_exec.offset);
         let mut with_decoys = vec![&low];
         with_decoys.extend(mine.iter().copied());
