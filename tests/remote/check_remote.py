@@ -178,6 +178,8 @@ def test_discovery(name, targets, summary_lines):
     }.get(name, "Py_Version")
     assert found["version_source"] == expected_source
     sources = [s for s, _ in found["version_sources"]]
+    assert "Py_GetVersion's PY_VERSION" in sources
+    assert "file name" in sources
     assert ("_Py_DebugOffsets.version" in sources) == (name not in ("2.7", "3.9", "3.10", "3.11", "3.12"))
     assert found["binary"]["shared"] == (name in PYENV_VERSIONS)
     if name == "2.7":
@@ -200,10 +202,11 @@ def test_discovery(name, targets, summary_lines):
     # Nobody holds the GIL: every thread waits on a lock or on stdin.
     assert not any(th["holds_gil"] for th in found["threads"])
     summary_lines.append(
-        "remote discovery %-6s %-8s median %4d us, min %4d us (%d runs)"
+        "remote discovery %-6s %-8s first %4d us, median %4d us, min %4d us (%d runs)"
         % (
             name,
             found["version"],
+            found["discover_us"]["first"],
             found["discover_us"]["median"],
             found["discover_us"]["min"],
             found["discover_us"]["runs"],

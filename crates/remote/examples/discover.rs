@@ -181,6 +181,7 @@ fn main() {
     let Some(interp) = found else {
         fail("nothing discovered")
     };
+    let first = times[0];
     times.sort();
     let median = times[times.len() / 2];
     let min = times[0];
@@ -224,7 +225,8 @@ fn main() {
     let mut out = describe(&interp, &threads);
     let _ = write!(
         out,
-        ",\"pause\":{pause_info},\"discover_us\":{{\"median\":{},\"min\":{},\"runs\":{}}}}}",
+        ",\"pause\":{pause_info},\"discover_us\":{{\"first\":{},\"median\":{},\"min\":{},\"runs\":{}}}}}",
+        first.as_micros(),
         median.as_micros(),
         min.as_micros(),
         times.len()

@@ -604,7 +604,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     {
         sources.push((VersionSource::PyVersion, Version::from_hex(hex)));
     }
-    if let Some(v) = py_get_version(&elf) {
+    if let Some(v) = py_get_version(&elf, &mem, bias) {
         sources.push((VersionSource::PyGetVersion, v));
     }
     // _PyRuntime: the symbol, else the section 3.10+ builds put it in.
@@ -992,20 +992,30 @@ fn read_words(mem: &ProcessMemory, addr: usize, n: usize) -> Option<Vec<u64>> {
     )
 }
 
-/// The `PY_VERSION` literal that `Py_GetVersion` passes to its snprintf:
-/// the first RIP-relative `lea` of its code that points at a version string
-/// in the file.
-fn py_get_version(elf: &Elf<'_>) -> Option<Version> {
+/// The version `Py_GetVersion` knows: its code refers to the `PY_VERSION`
+/// literal it formats (a RIP-relative `lea` into the file) and to the static
+/// buffer it fills and returns (a `lea`, or `mov eax, imm32` in a non-PIE
+/// executable), which holds `sys.version` in a running interpreter. The
+/// first candidate that reads as a version wins: from the file if it is
+/// there, else from the target's memory (its first word).
+fn py_get_version(elf: &Elf<'_>, mem: &ProcessMemory, bias: usize) -> Option<Version> {
     let f = elf.dynamic_symbol("Py_GetVersion")?;
     let len = usize::try_from(f.size)
         .ok()
         .filter(|n| (1..=512).contains(n))
         .unwrap_or(128);
     let code = elf.bytes_at(f.value, len)?;
-    x86::lea_targets(code, f.value)
-        .into_iter()
-        .filter_map(|t| elf.c_string_at(t, 32))
-        .find_map(Version::parse)
+    let mut candidates = x86::lea_targets(code, f.value);
+    candidates.extend(x86::mov_eax_immediates(code));
+    candidates.into_iter().find_map(|t| {
+        if let Some(v) = elf.c_string_at(t, 32).and_then(Version::parse) {
+            return Some(v);
+        }
+        let at = usize::try_from(t).ok()?.checked_add(bias)?;
+        let text = mem.read_c_string(at, 64).ok()?;
+        let first = text.split(|&b| b == b' ').next()?;
+        Version::parse(first)
+    })
 }
 
 /// glibc's offset of `tid` in `struct pthread`, from the target's libc

@@ -56,6 +56,17 @@ pub fn lea_targets(code: &[u8], at: u64) -> Vec<u64> {
     out
 }
 
+/// The immediates of every `mov eax, imm32` in `code`: in a non-PIE
+/// executable a function returns a static buffer's address this way.
+pub fn mov_eax_immediates(code: &[u8]) -> Vec<u64> {
+    code.windows(5)
+        .filter_map(|w| match *w {
+            [0xb8, a, b, c, d] => Some(u64::from(u32::from_le_bytes([a, b, c, d]))),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -83,6 +94,16 @@ mod tests {
         assert_eq!(returned_load(&back, 0), Some(0));
         let wraps = [0x48, 0x8b, 0x05, 0xf8, 0xff, 0xff, 0xff, 0xc3];
         assert_eq!(returned_load(&wraps, 0), None);
+    }
+
+    #[test]
+    fn finds_absolute_returns() {
+        // 6e764a: b8 20 e3 be 00   mov $0xbee320,%eax
+        assert_eq!(
+            mov_eax_immediates(&[0x5a, 0xb8, 0x20, 0xe3, 0xbe, 0x00, 0xc3]),
+            vec![0xbee320]
+        );
+        assert!(mov_eax_immediates(&[0xb8, 0x20]).is_empty());
     }
 
     #[test]
