@@ -97,8 +97,11 @@ class Target:
         """The state letter of each of its threads."""
         out = {}
         for tid in os.listdir("/proc/%d/task" % self.pid):
-            with open("/proc/%d/task/%s/stat" % (self.pid, tid)) as f:
-                out[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+            try:
+                with open("/proc/%d/task/%s/stat" % (self.pid, tid)) as f:
+                    out[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                pass  # a thread that ended meanwhile
         return out
 
     def close(self):
@@ -246,6 +249,42 @@ def test_gil_holder_and_pause(name, targets, summary_lines):
     assert busy in holders, holders
 
 
+@pytest.mark.parametrize("name", ["2.7", "3.9", "3.11", "3.14"])
+def test_pause_while_threads_come_and_go(name, targets):
+    """Threads created and ended without pause: every pause stops what
+    exists (new threads included) and resumes it all."""
+    t = targets(command(name), 1, "churn")
+    for _ in range(20):
+        dumper = subprocess.Popen(
+            [DISCOVER, str(t.pid), "--pause", "--hold"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            universal_newlines=True,
+        )
+        try:
+            assert dumper.stdout.readline() == "paused\n"
+            # Every thread that exists now is stopped: none slipped through.
+            states = t.states()
+            assert set(states.values()) == {"t"}, states
+            dumper.stdin.write("go\n")
+            dumper.stdin.flush()
+            found = json.loads(dumper.stdout.readline())
+            assert dumper.wait(timeout=30) == 0
+        finally:
+            if dumper.poll() is None:
+                dumper.kill()
+                dumper.wait()
+        pause = found["pause"]
+        assert pause["tids"] == len(states) and pause["resumed"] == pause["tids"], (pause, states)
+        # The parked thread, the churning one and main are always listed.
+        listed = set(th["thread_id"] for th in found["threads"])
+        assert set(th["ident"] for th in t.info["threads"]) <= listed
+        first = t.ping()
+        while t.ping() == first:
+            pass
+        assert "t" not in t.states().values()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("name", ["3.11", "3.14"])
 def test_killed_dumper_never_leaves_the_target_stopped(name, sig, targets):
@@ -341,6 +380,22 @@ def test_errors(targets, tmp_path):
         "permission denied to read the memory map of process %d: it belongs to uid 0 and you are "
         "uid 65534; run lastwords as that user or as root (sudo)" % t.pid
     )
+
+
+def test_undumpable_process_of_the_same_user(targets):
+    """Same uid, but the target made itself undumpable: only CAP_SYS_PTRACE
+    would do."""
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    t = targets(nobody + ["/usr/bin/python3", TARGET], 1, "undumpable")
+    found, status = discover(t.pid, user=65534)
+    assert status == 1
+    assert found["error"] == (
+        "permission denied to read the memory map of process %d: it is not dumpable (setuid, "
+        "file capabilities or PR_SET_DUMPABLE); run lastwords as root or with CAP_SYS_PTRACE" % t.pid
+    )
+    # Root reads it.
+    found, status = discover(t.pid)
+    assert status == 0, found
 
 
 @pytest.mark.parametrize("version", ["3.8.18", "3.7.16"])

@@ -1,10 +1,12 @@
 # A process for lastwords-remote to discover: CPython 2.7 and 3.x alike.
 #
-#   python target.py PARKED [busy] [dupmap]
+#   python target.py PARKED [busy] [dupmap] [churn] [undumpable]
 #
 # Starts PARKED threads that block on a lock at a known line, optionally one
-# thread that runs Python code without pause (it holds the GIL) and a second
-# mapping of the interpreter's own file (as libffi's trampolines make). Once
+# thread that runs Python code without pause (it holds the GIL), decoy
+# mappings of the interpreter's own file (as libffi's trampolines make), a
+# thread that starts and joins short-lived threads without end (churn), and
+# prctl(PR_SET_DUMPABLE, 0) (undumpable). Once
 # every thread is where it should be, prints one JSON line on stdout: its
 # pid, version, build and threads (ident = pthread_t, tid = kernel id). Then
 # answers each line on stdin: "ping" -> "pong N" (N: the busy thread's
@@ -31,6 +33,8 @@ def native_id():
 PARKED = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 BUSY = "busy" in sys.argv[2:]
 DUPMAP = "dupmap" in sys.argv[2:]
+CHURN = "churn" in sys.argv[2:]
+UNDUMPABLE = "undumpable" in sys.argv[2:]
 
 release = threading.Lock()
 release.acquire()
@@ -91,6 +95,23 @@ def duplicate_mapping():
     return got
 
 
+def churn():
+    record("churn")
+    ready.release()
+    n = 0
+    while True:
+        t = threading.Thread(target=int)
+        t.start()
+        t.join()
+        n += 1
+        progress[0] = n
+
+
+if UNDUMPABLE:
+    import ctypes
+
+    PR_SET_DUMPABLE = 4
+    assert ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 keep = duplicate_mapping() if DUPMAP else None
 for i in range(PARKED):
     t = threading.Thread(target=parked, name="parked-%d" % i)
@@ -100,7 +121,11 @@ if BUSY:
     t = threading.Thread(target=busy, name="busy")
     t.daemon = True
     t.start()
-for _ in range(PARKED + (1 if BUSY else 0)):
+if CHURN:
+    t = threading.Thread(target=churn, name="churn")
+    t.daemon = True
+    t.start()
+for _ in range(PARKED + (1 if BUSY else 0) + (1 if CHURN else 0)):
     ready.acquire()
 record("main")
 sys.stdout.write(

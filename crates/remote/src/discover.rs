@@ -35,6 +35,8 @@ use crate::x86;
 /// Threads followed at most in one interpreter's list (the walker's own
 /// bound is lower; this one only stops a cycle).
 const MAX_THREADS: usize = 100_000;
+/// Reads of a thread list torn by threads starting or ending meanwhile.
+const THREAD_LIST_ATTEMPTS: u32 = 20;
 /// Interpreters followed at most in the runtime's list.
 const MAX_INTERPRETERS: usize = 10_000;
 
@@ -964,8 +966,19 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
         threads: Vec::new(),
     };
     // The thread list must hold together: every state points back at the
-    // interpreter.
-    interp.threads = interp.read_threads(&mem)?;
+    // interpreter. The target runs meanwhile: a thread that starts or ends
+    // while the list is read can tear it, so a torn list is read again
+    // (a wrong layout tears it every time).
+    let mut attempt = 0u32;
+    interp.threads = loop {
+        match interp.read_threads(&mem) {
+            Err(RemoteError::Inconsistent { .. }) if attempt < THREAD_LIST_ATTEMPTS => {
+                attempt = attempt.saturating_add(1);
+                std::thread::yield_now();
+            }
+            other => break other?,
+        }
+    };
     if interp.threads.is_empty() {
         return Err(RemoteError::Inconsistent {
             pid,
