@@ -296,7 +296,7 @@ impl Interpreter {
                 )));
             }
             let thread_id = mem
-                .read::<u64>(add(t, f.tstate_thread_id)?)
+                .read::<u64>(add(self.pid, t, f.tstate_thread_id)?)
                 .map_err(|_| self.unreadable(t))?;
             let tid = self.tid_of(mem, t, thread_id);
             out.push(ThreadInfo {
@@ -350,6 +350,15 @@ impl Interpreter {
         }
     }
 
+    /// The type objects in the form lastwords-core's walker takes them.
+    pub fn known_types(&self) -> lastwords_core::cpython::walk::KnownTypes {
+        lastwords_core::cpython::walk::KnownTypes {
+            unicode: self.types.unicode,
+            module: self.types.module,
+            code: self.types.code,
+        }
+    }
+
     fn inconsistent(&self, what: &str) -> RemoteError {
         RemoteError::Inconsistent {
             pid: self.pid,
@@ -373,10 +382,10 @@ pub fn task_ids(pid: i32) -> HashSet<u32> {
         .unwrap_or_default()
 }
 
-fn add(base: usize, offset: usize) -> Result<usize, RemoteError> {
+fn add(pid: i32, base: usize, offset: usize) -> Result<usize, RemoteError> {
     base.checked_add(offset)
         .ok_or_else(|| RemoteError::Inconsistent {
-            pid: 0,
+            pid,
             what: format!("address 0x{base:x} + {offset} overflows"),
         })
 }
@@ -399,7 +408,7 @@ fn read_ptr(
     base: usize,
     offset: usize,
 ) -> Result<usize, RemoteError> {
-    let at = add(base, offset)?;
+    let at = add(pid, base, offset)?;
     let v = mem.read::<usize>(at).map_err(|_| unreadable(pid, at))?;
     if !v.is_multiple_of(8) {
         return Err(RemoteError::Inconsistent {
@@ -871,10 +880,10 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
             _,
         ) => {
             let rt = runtime.ok_or_else(|| unsupported("_PyRuntime not found"))?;
-            let gil = add(rt, state)?;
+            let gil = add(pid, rt, state)?;
             GilAt::State {
-                locked: add(gil, locked)?,
-                last_holder: add(gil, last_holder)?,
+                locked: add(pid, gil, locked)?,
+                last_holder: add(pid, gil, last_holder)?,
             }
         }
         (
@@ -905,8 +914,8 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
                 });
             }
             GilAt::State {
-                locked: add(gil, locked)?,
-                last_holder: add(gil, last_holder)?,
+                locked: add(pid, gil, locked)?,
+                last_holder: add(pid, gil, last_holder)?,
             }
         }
     };
