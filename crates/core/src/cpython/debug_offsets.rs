@@ -49,6 +49,7 @@ const PYOBJECT_OB_TYPE: u64 = 8;
 /// release and debug builds). At run time the interpreter's `_Py_DebugOffsets`
 /// override every field they cover.
 pub const PY314: Layout = Layout {
+    major: 3,
     minor: 14,
     // offsetof(_PyRuntimeState, interpreters.mutex), a PyMutex.
     runtime_head_lock: 800,
@@ -58,7 +59,7 @@ pub const PY314: Layout = Layout {
     tstate_thread_id: 152,
     tstate_frame: FramePath::Direct(72),
     interp_threads_head: 7344,
-    interp_gc_collecting: 7600,
+    interp_gc_collecting: Some(7600),
     interp_modules: 7688,
     interp_sysdict: 7672,
     frame_previous: 8,
@@ -107,7 +108,7 @@ pub const PY315: Layout = Layout {
     runtime_head_lock: 928,
     tstate_thread_id: 176,
     interp_threads_head: 7336,
-    interp_gc_collecting: 7512,
+    interp_gc_collecting: Some(7512),
     interp_modules: 7592,
     interp_sysdict: 7576,
     // 3.15 has no md_def: this is md_token, which is the PyModuleDef only when
@@ -495,7 +496,7 @@ pub fn decode(words: &[u64], hexversion: u64) -> Result<Layout, DebugOffsetsErro
             at.interp_threads_head,
             8,
         )?,
-        interp_gc_collecting,
+        interp_gc_collecting: Some(interp_gc_collecting),
         interp_modules: field(
             "interpreter_state.imports_modules",
             at.interp_size,

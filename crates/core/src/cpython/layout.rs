@@ -81,6 +81,8 @@ pub enum HeadLockKind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// The version this layout describes: 2.7 or 3.`minor`.
+    pub major: u8,
     pub minor: u8,
     /// Offset of HEAD_LOCK, the lock that guards the thread-state lists, in
     /// `_PyRuntime`.
@@ -96,7 +98,9 @@ pub struct Layout {
     pub tstate_native_thread_id: Option<usize>,
     // PyInterpreterState
     pub interp_threads_head: usize,
-    pub interp_gc_collecting: usize,
+    /// Where the interpreter says whether its garbage collector runs (None
+    /// on 2.7, where it is a static of the gc module).
+    pub interp_gc_collecting: Option<usize>,
     pub interp_modules: usize,
     pub interp_sysdict: usize,
     // Frames: PyFrameObject (≤3.10) or _PyInterpreterFrame (3.11+)
@@ -166,6 +170,7 @@ pub(crate) const COMPACT_KEYS: DictKeys = DictKeys::Compact {
 
 /// CPython 3.9 (values from scripts/layout-probe on 3.9.18).
 pub const PY39: Layout = Layout {
+    major: 3,
     minor: 9,
     runtime_head_lock: 24,
     head_lock_kind: HeadLockKind::ThreadLock,
@@ -174,7 +179,7 @@ pub const PY39: Layout = Layout {
     tstate_thread_id: 176,
     tstate_frame: FramePath::Direct(24),
     interp_threads_head: 8,
-    interp_gc_collecting: 816,
+    interp_gc_collecting: Some(816),
     interp_modules: 856,
     interp_sysdict: 872,
     frame_previous: 24,
@@ -232,7 +237,7 @@ pub const PY311: Layout = Layout {
         current_frame: 8,
     },
     interp_threads_head: 16,
-    interp_gc_collecting: 848,
+    interp_gc_collecting: Some(848),
     interp_modules: 888,
     interp_sysdict: 904,
     frame_previous: 48,
@@ -259,7 +264,7 @@ pub const PY312: Layout = Layout {
         current_frame: 0,
     },
     interp_threads_head: 72,
-    interp_gc_collecting: 312,
+    interp_gc_collecting: Some(312),
     interp_modules: 944,
     interp_sysdict: 352,
     frame_previous: 8,
@@ -287,7 +292,7 @@ pub const PY313: Layout = Layout {
     tstate_thread_id: 152,
     tstate_frame: FramePath::Direct(72),
     interp_threads_head: 7344,
-    interp_gc_collecting: 7600,
+    interp_gc_collecting: Some(7600),
     interp_modules: 7656,
     interp_sysdict: 7640,
     frame_previous: 8,
@@ -297,6 +302,44 @@ pub const PY313: Layout = Layout {
     frame_owner: Some(70),
     code_firstlineno: 68,
     ..PY312
+};
+
+/// CPython 2.7 (`scripts/layout_probe27.c` on pyenv's 2.7.18), for dumps of
+/// 2.7 processes. Code objects hold byte strings (`bytes_str`), the line
+/// table is 2.7's `co_lnotab` (a byte string too: `bytes_size` and
+/// `bytes_data` are `PyStringObject`'s). There is no `_PyRuntime`, no
+/// HEAD_LOCK to take, and the dict and module fields are never used (2.7
+/// has no extension-module list); they keep 3.9's values.
+pub const PY27: Layout = Layout {
+    major: 2,
+    minor: 7,
+    runtime_head_lock: 0,
+    tstate_next: 0,
+    tstate_interp: 8,
+    tstate_thread_id: 144,
+    tstate_frame: FramePath::Direct(16),
+    tstate_native_thread_id: None,
+    interp_threads_head: 8,
+    interp_gc_collecting: None,
+    interp_modules: 16,
+    interp_sysdict: 24,
+    frame_previous: 24,
+    frame_code: 32,
+    frame_instr: 120,
+    instr_position: InstrPosition::LastiBytes,
+    code_filename: 80,
+    code_name: 88,
+    code_firstlineno: 96,
+    code_linetable: 104,
+    line_table: LineTable::Lnotab27,
+    bytes_size: 16,
+    bytes_data: 36,
+    bytes_str: Some(BytesStr {
+        size: 16,
+        data: 36,
+        subclass_flag: 1 << 27,
+    }),
+    ..PY39
 };
 
 /// The built-in table for a 3.x minor version, if lastwords knows it.

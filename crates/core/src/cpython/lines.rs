@@ -168,6 +168,23 @@ fn read_svarint(table: &mut impl Iterator<Item = u8>) -> i32 {
 mod tests {
     use super::*;
 
+    /// 2.7's lnotab: `def f():\n  x = 1\n\n  y = 2` has pairs for line 2
+    /// at 0 and line 4 at 6; increments are unsigned.
+    #[test]
+    fn lnotab_27() {
+        let at = |table: &[u8], first, addr| {
+            addr_to_line(LineTable::Lnotab27, table.iter().copied(), first, addr)
+        };
+        let lnotab = [0u8, 1, 6, 2];
+        assert_eq!(at(&lnotab, 1, 0), 2);
+        assert_eq!(at(&lnotab, 1, 5), 2);
+        assert_eq!(at(&lnotab, 1, 6), 4);
+        assert_eq!(at(&lnotab, 1, -1), 1);
+        // Unsigned: a line increment of 255 is +255, not -1.
+        assert_eq!(at(&[0, 255], 10, 0), 265);
+        assert_eq!(at(&[1], 10, 0), 10);
+    }
+
     fn line(format: LineTable, table: &[u8], first: i32, addr: i64) -> i32 {
         addr_to_line(format, table.iter().copied(), first, addr)
     }

@@ -155,7 +155,10 @@ impl<'a, M: Memory> Walker<'a, M> {
     /// Whether the interpreter's garbage collector is running.
     /// Async-signal-safe.
     pub fn gc_collecting(&self, interp: usize) -> WalkResult<bool> {
-        let addr = at(pointer(interp)?, self.layout.interp_gc_collecting)?;
+        let Some(offset) = self.layout.interp_gc_collecting else {
+            return Ok(false);
+        };
+        let addr = at(pointer(interp)?, offset)?;
         Ok(self.mem.read::<i32>(addr)? != 0)
     }
 

@@ -105,8 +105,8 @@ const LOW_ADDRESS_LIMIT: usize = 0x1000;
 /// Reject what can never be a readable range of user memory. Async-signal-safe.
 pub fn plausible(addr: usize, len: usize) -> Result<(), BadAddress> {
     match addr.checked_add(len) {
-        // x86-64 and aarch64 user space ends at 2^47 / 2^48.
-        Some(end) if addr >= LOW_ADDRESS_LIMIT && end <= (1usize << 48) => Ok(()),
+        // User space ends below 2^57, even with 5-level page tables.
+        Some(end) if addr >= LOW_ADDRESS_LIMIT && end <= (1usize << 57) => Ok(()),
         _ => Err(BadAddress(addr)),
     }
 }
@@ -115,6 +115,11 @@ pub fn plausible(addr: usize, len: usize) -> Result<(), BadAddress> {
 /// kernel stops at the first range it cannot read), errno left as it was.
 /// Async-signal-safe.
 pub fn vm_readv(pid: libc::pid_t, local: &[libc::iovec], remote: &[libc::iovec]) -> usize {
+    // The kernel refuses more than IOV_MAX ranges (EINVAL): pass the first
+    // ones, and the caller sees a short count.
+    const IOV_MAX: usize = 1024;
+    let local = local.get(..local.len().min(IOV_MAX)).unwrap_or(&[]);
+    let remote = remote.get(..remote.len().min(IOV_MAX)).unwrap_or(&[]);
     if local.is_empty() || remote.is_empty() {
         return 0;
     }
