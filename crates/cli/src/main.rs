@@ -2,16 +2,19 @@
 //!
 //! ```text
 //! lastwords [--file PATH] [--python PATH] run ARGS...   python ARGS..., with lastwords enabled
+//! lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] PID
 //! lastwords --version
 //! ```
 //!
 //! Options of lastwords itself come before the subcommand: everything after
-//! `run` belongs to Python. Exit status: that of the program for `run`; 2
-//! for a usage error; 1 when the command itself fails, with one line on
-//! stderr.
+//! `run` belongs to Python. Exit status: that of the program for `run`; 0
+//! for a dump; 2 for a usage error; 1 when the command itself fails, with
+//! one line on stderr.
 
 #![deny(unsafe_code)]
 
+mod dump;
+mod processes;
 mod run;
 
 use std::ffi::OsString;
@@ -19,11 +22,25 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: lastwords [--file PATH] [--python PATH] run [PYTHON ARGS...]
+       lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] PID
        lastwords --version
 
 Commands:
   run ARGS...     run `python ARGS...` with lastwords enabled: if the program
                   crashes, the traceback of every thread is written to stderr
+  dump PID        print the Python stack of every thread of process PID (any
+                  CPython 2.7 or 3.9-3.15, which need not have imported
+                  lastwords), without stopping it
+
+Options of dump:
+  --json          one JSON document (schema/report.schema.json)
+  --pause         stop the process's threads while they are read (ptrace), for
+                  a consistent snapshot; says how long they were stopped
+  --subprocesses  also every Python process below PID, each under its pid and
+                  command line
+  --all           lift the limits (100 threads, 100 frames, 500 characters)
+  --stdlib-format the stdlib's text only: no process header, no thread names
+                  before 3.14, no GIL marker
 
 Options (before the command):
   --file PATH     append crash reports to PATH instead of stderr
@@ -61,6 +78,7 @@ fn main() -> ExitCode {
                 Some(v) => options.python = Some(v),
                 None => return usage_error("--python needs a path"),
             },
+            Some("dump") => return dump_command(args.collect()),
             Some("run") => {
                 let rest: Vec<OsString> = args.collect();
                 eprintln!("lastwords: {}", run::exec_python(&options, &rest));
@@ -72,4 +90,46 @@ fn main() -> ExitCode {
         }
     }
     usage_error("a command is required")
+}
+
+/// `lastwords dump ...`.
+fn dump_command(args: Vec<OsString>) -> ExitCode {
+    let mut options = dump::DumpOptions {
+        pid: 0,
+        json: false,
+        pause: false,
+        subprocesses: false,
+        limits: lastwords_core::report::Limits::STDLIB,
+        stdlib_format: false,
+    };
+    let mut pid = None;
+    for arg in args {
+        match arg.to_str() {
+            Some("--json") => options.json = true,
+            Some("--pause") => options.pause = true,
+            Some("--subprocesses") => options.subprocesses = true,
+            Some("--all") => options.limits = lastwords_core::report::Limits::LIFTED,
+            Some("--stdlib-format") => options.stdlib_format = true,
+            Some("-h" | "--help") => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Some(text) if pid.is_none() && !text.starts_with('-') => match text.parse::<i32>() {
+                Ok(p) if p > 0 => pid = Some(p),
+                _ => return usage_error(&format!("not a process id: {text:?}")),
+            },
+            _ => return usage_error(&format!("unknown option of dump: {arg:?}")),
+        }
+    }
+    let Some(pid) = pid else {
+        return usage_error("dump needs a process id");
+    };
+    options.pid = pid;
+    match dump::run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("lastwords: {message}");
+            ExitCode::from(1)
+        }
+    }
 }

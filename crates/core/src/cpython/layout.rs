@@ -230,6 +230,7 @@ pub const PY310: Layout = Layout {
 /// CPython 3.11 (scripts/layout-probe on 3.11.7).
 pub const PY311: Layout = Layout {
     minor: 11,
+    tstate_native_thread_id: Some(160),
     runtime_head_lock: 32,
     tstate_thread_id: 152,
     tstate_frame: FramePath::ViaCFrame {
@@ -258,6 +259,7 @@ pub const PY311: Layout = Layout {
 /// CPython 3.12 (scripts/layout-probe on 3.12.1).
 pub const PY312: Layout = Layout {
     minor: 12,
+    tstate_native_thread_id: Some(144),
     tstate_thread_id: 136,
     tstate_frame: FramePath::ViaCFrame {
         cframe: 56,

@@ -253,6 +253,7 @@ impl<M: Memory, S: Sink> ReportSink<M> for JsonSink<'_, S> {
             Marker::NoPythonFrame => "no_python_frame",
             Marker::InvalidFrame => "invalid_frame",
             Marker::FrameLimit => "frame_limit",
+            Marker::Changed => "changed",
         });
         self.marked = true;
     }

@@ -66,6 +66,16 @@ pub enum ThreadNames {
     Process(u64),
 }
 
+/// How the traversal learns a thread's kernel thread id (for its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TidSource {
+    /// `tstate->native_thread_id` where the layout has it (3.11+), else none.
+    Layout,
+    /// Also where it has not (2.7, 3.9, 3.10): glibc's `struct pthread`
+    /// (whose address is `tstate->thread_id`) holds the tid at this offset.
+    Pthread(usize),
+}
+
 /// Which thread holds the GIL, where the report says so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GilHolder {
@@ -103,6 +113,10 @@ pub enum Marker {
     InvalidFrame,
     /// The frame limit was reached: the thread's listing ends here.
     FrameLimit,
+    /// The thread ran while its frames were read (its top frame is not the
+    /// one the listing started from): what was listed may mix two stacks.
+    /// Dumps of a running process only; printed as `  <invalid frame>`.
+    Changed,
 }
 
 /// Why the list of threads ended before its end.
@@ -135,6 +149,16 @@ pub trait ReportSink<M: Memory> {
     fn threads_end(&mut self, why: ThreadsEnd);
 }
 
+/// How a listing of frames ended.
+enum Ended {
+    /// At the outermost frame.
+    Bottom,
+    /// At the frame limit.
+    Limit,
+    /// The sink asked to stop (it wrote its own marker).
+    BySink,
+}
+
 /// The stdlib's error when there is no thread to walk.
 pub const NO_THREAD_HEAD: &str = "unable to get the thread head state";
 
@@ -148,6 +172,12 @@ pub struct Traversal<'w, 'a, M: Memory> {
     pub names: ThreadNames,
     /// Which thread holds the GIL, when the report says so.
     pub gil: GilHolder,
+    /// Where kernel thread ids come from.
+    pub tids: TidSource,
+    /// For a process that keeps running while it is read: reads a thread's
+    /// top frame again, bypassing any cache. A thread whose top frame is not
+    /// the same after its listing as before ends with [`Marker::Changed`].
+    pub recheck: Option<&'w dyn Fn(usize) -> Option<usize>>,
 }
 
 impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
@@ -160,6 +190,8 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
             shims_count: false,
             names: ThreadNames::None,
             gil: GilHolder::Unknown,
+            tids: TidSource::Layout,
+            recheck: None,
         }
     }
 
@@ -197,7 +229,7 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                 break;
             }
             let is_current = tstate == current;
-            let native_id = walker.native_thread_id(tstate).ok().flatten();
+            let native_id = self.native_id(tstate, thread_id);
             let mut name_buf = [0u8; 100];
             let name = match (self.names, native_id) {
                 (ThreadNames::OwnProcess, Some(tid)) => procfs::thread_name(tid, &mut name_buf),
@@ -220,8 +252,15 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                 holds_gil,
                 gc_collecting: is_current && walker.gc_collecting(interp) == Ok(true),
             };
+            let top_before = self.recheck.and_then(|read| read(tstate));
             sink.thread(walker, &header);
-            self.frames_of(sink, tstate);
+            let ended = self.frames_of(sink, tstate);
+            if let Some(read) = self.recheck
+                && !ended
+                && read(tstate) != top_before
+            {
+                sink.marker(Marker::Changed);
+            }
             sink.end_thread();
             match walker.next_thread(tstate) {
                 Ok(0) => break,
@@ -243,18 +282,39 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
         sink.end_thread();
     }
 
-    /// The frames of one thread, innermost first, with the stdlib's limits.
-    /// Async-signal-safe.
-    pub fn frames_of<S: ReportSink<M>>(&self, sink: &mut S, tstate: usize) {
-        match self.walker.current_frame(tstate) {
-            Err(_) => sink.marker(Marker::InvalidFrame),
-            Ok(0) => sink.marker(Marker::NoPythonFrame),
-            Ok(frame) => {
-                if self.frames(sink, frame).is_err() {
-                    sink.marker(Marker::InvalidFrame);
+    /// The kernel thread id of a thread. Async-signal-safe.
+    fn native_id(&self, tstate: usize, thread_id: u64) -> Option<u64> {
+        let walker = self.walker;
+        match walker.native_thread_id(tstate) {
+            Ok(Some(tid)) => Some(tid),
+            Ok(None) => match self.tids {
+                TidSource::Layout => None,
+                TidSource::Pthread(offset) => {
+                    let at = usize::try_from(thread_id).ok()?.checked_add(offset)?;
+                    let tid = walker.mem.read::<i32>(at).ok()?;
+                    u64::try_from(tid).ok().filter(|&tid| tid != 0)
                 }
-            }
+            },
+            Err(_) => None,
         }
+    }
+
+    /// The frames of one thread, innermost first, with the stdlib's limits.
+    /// Returns whether the listing ended with a marker (or a sink's stop).
+    /// Async-signal-safe.
+    pub fn frames_of<S: ReportSink<M>>(&self, sink: &mut S, tstate: usize) -> bool {
+        let marker = match self.walker.current_frame(tstate) {
+            Err(_) => Marker::InvalidFrame,
+            Ok(0) => Marker::NoPythonFrame,
+            Ok(frame) => match self.frames(sink, frame) {
+                Ok(Ended::Bottom) => return false,
+                Ok(Ended::Limit) => Marker::FrameLimit,
+                Ok(Ended::BySink) => return true,
+                Err(_) => Marker::InvalidFrame,
+            },
+        };
+        sink.marker(marker);
+        true
     }
 
     /// The frames from `frame` outwards, with the stdlib's frame limit and
@@ -264,7 +324,7 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
         &self,
         sink: &mut S,
         mut frame: usize,
-    ) -> crate::cpython::walk::WalkResult<()> {
+    ) -> crate::cpython::walk::WalkResult<Ended> {
         let walker = self.walker;
         // One iteration per frame listed (or, 3.14+, per shim counted).
         for depth in 0..=self.limits.max_frames {
@@ -279,18 +339,17 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                 }
             }
             if frame == 0 {
-                return Ok(());
+                return Ok(Ended::Bottom);
             }
             if depth == self.limits.max_frames {
-                sink.marker(Marker::FrameLimit);
-                return Ok(());
+                return Ok(Ended::Limit);
             }
             if !walker.is_shim(frame)? && !sink.frame(walker, &walker.frame(frame)?) {
-                return Ok(());
+                return Ok(Ended::BySink);
             }
             frame = walker.previous_frame(frame)?;
         }
-        Ok(())
+        Ok(Ended::Limit)
     }
 }
 

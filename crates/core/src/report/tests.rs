@@ -249,6 +249,8 @@ fn text(interp: &Interp, current: usize, format: Format, limits: Limits) -> Stri
         shims_count: format.shims_count,
         names: ThreadNames::None,
         gil: GilHolder::Unknown,
+        tids: super::TidSource::Layout,
+        recheck: None,
     };
     let mut sink = TextSink::new(&mut out, format, limits.max_string);
     traversal
@@ -449,6 +451,8 @@ fn json_report_of_the_same_walk() {
         shims_count: false,
         names: ThreadNames::None,
         gil: GilHolder::ThreadState(other),
+        tids: super::TidSource::Layout,
+        recheck: None,
     };
     out.byte(b'{');
     let mut sink = JsonSink::new(&mut out, 500);

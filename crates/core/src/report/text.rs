@@ -274,7 +274,7 @@ impl<M: Memory, S: Sink> ReportSink<M> for TextSink<'_, S> {
                 }
                 out.str("<no Python frame>");
             }
-            Marker::InvalidFrame => out.str(INVALID_FRAME),
+            Marker::InvalidFrame | Marker::Changed => out.str(INVALID_FRAME),
             Marker::FrameLimit => {
                 if !self.format.frame_limit_marker {
                     return;
@@ -325,6 +325,8 @@ fn own_traversal<'w, 'a, M: Memory>(
             ThreadNames::None
         },
         gil: GilHolder::Unknown,
+        tids: super::TidSource::Layout,
+        recheck: None,
     }
 }
 
