@@ -7,19 +7,38 @@
 //! command must not start Python (a Python start costs more than a whole
 //! dump), so the extension's build builds the executable too: a nested
 //! `cargo build` with its own target directory (sharing the outer one would
-//! deadlock on Cargo's lock), for the same target and profile.
+//! deadlock on Cargo's lock), for the same target and profile, and with the
+//! same linker: the environment maturin sets (with `--zig`, zig's wrappers
+//! for glibc 2.17 in `CARGO_TARGET_<TRIPLE>_LINKER` and `CC_<triple>`) is
+//! passed on, so that the command runs wherever the extension loads.
+//!
+//! Before anything else, a target other than Linux with glibc stops the
+//! build with an error naming the supported platforms.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    if std::env::var_os("CARGO_FEATURE_BUNDLE_CLI").is_none() {
+    if !supported_platform() || std::env::var_os("CARGO_FEATURE_BUNDLE_CLI").is_none() {
         return;
     }
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.join("../..");
-    for dir in ["crates/cli", "crates/core", "crates/remote", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    // What the command is built from. A watched path that does not exist
+    // makes every build run this script (and compile this crate) again:
+    // crates/remote is watched once it exists (Cargo.lock changes when the
+    // command starts to use it).
+    for path in [
+        "crates/cli",
+        "crates/core",
+        "crates/remote",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
+        let path = workspace.join(path);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
     let target = std::env::var("TARGET").expect("cargo sets TARGET for build scripts");
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
@@ -59,7 +78,36 @@ fn main() {
         .join("lastwords");
     let scripts = workspace.join("wheel-data/scripts");
     std::fs::create_dir_all(&scripts).expect("create wheel-data/scripts");
-    copy_executable(&built, &scripts.join("lastwords"));
+    let installed = scripts.join("lastwords");
+    // Every build (host, or maturin --zig for manylinux2014) writes this one
+    // file, and each has its own fingerprint: run again whenever another
+    // build has replaced it, or a wheel could pack the other build's command
+    // (linked against another glibc). Rewritten only when it differs, so
+    // that an unchanged build settles.
+    println!("cargo:rerun-if-changed={}", installed.display());
+    if std::fs::read(&built).ok() != std::fs::read(&installed).ok() {
+        copy_executable(&built, &installed);
+    }
+}
+
+/// lastwords reads its own process the Linux way (process_vm_readv, timerfd,
+/// /proc, glibc's dladdr1): built for another target, lastwords-core would
+/// fail with errors about missing `libc` items. Say so plainly instead (pip
+/// shows this when it falls back to the sdist on macOS, Windows or musl).
+fn supported_platform() -> bool {
+    let var = |name| std::env::var(name).unwrap_or_default();
+    let (os, env) = (var("CARGO_CFG_TARGET_OS"), var("CARGO_CFG_TARGET_ENV"));
+    if os == "linux" && env == "gnu" {
+        return true;
+    }
+    println!(
+        "cargo::error=lastwords runs on Linux with glibc only (its wheels: x86_64, manylinux2014, \
+         glibc 2.17 or newer), not on {} ({os}{}{env}). Where lastwords cannot be installed, \
+         use the standard library's faulthandler: lastwords is a drop-in for it.",
+        var("TARGET"),
+        if env.is_empty() { "" } else { ", " },
+    );
+    false
 }
 
 /// Copy through a temporary name, so that a half-written file is never packed.
