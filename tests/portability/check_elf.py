@@ -31,13 +31,6 @@ SYSTEM_LIBRARIES = {
 }
 GLIBC_VERSION = re.compile(r"^GLIBC_(\d+(?:\.\d+)+)$")
 
-# Symbols the extension calls that glibc 2.17 lacks, known and not yet fixed:
-# the fix is outside this directory (crates/py/src). gettid() came with glibc
-# 2.30; `libc::syscall(libc::SYS_gettid)` works on every glibc. Until it is
-# fixed the extension does not import on glibc 2.17-2.29 (RHEL 7 and 8,
-# Debian 10, Ubuntu 18.04): test_known_missing_symbols says so, and fails
-# (strict xfail) once the symbol is gone, so that this entry is removed.
-KNOWN_MISSING = {"gettid"}
 
 BINARIES = {"extension": installed.extension, "command": installed.command}
 
@@ -113,13 +106,8 @@ def test_glibc_symbol_versions_are_at_most_the_baseline(binary):
 
 @pytest.mark.parametrize("binary", BINARIES)
 def test_no_symbol_the_baseline_glibc_lacks(binary):
-    missing = sorted(missing_from_glibc(binary) - KNOWN_MISSING)
+    missing = sorted(missing_from_glibc(binary))
     assert missing == [], f"not in glibc {installed.BASELINE} (unversioned, strong): {missing}"
-
-
-@pytest.mark.xfail(strict=True, reason="the extension calls gettid() (glibc 2.30+): see KNOWN_MISSING")
-def test_known_missing_symbols():
-    assert sorted(missing_from_glibc("extension") & KNOWN_MISSING) == []
 
 
 @pytest.mark.parametrize("binary", BINARIES)

@@ -3,6 +3,15 @@
 
 #![allow(unsafe_code)]
 
+/// The calling thread's kernel id. Through syscall(2), not glibc's
+/// `gettid()`, which only exists from glibc 2.30: the wheel must load on
+/// glibc 2.17. Async-signal-safe.
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: SYS_gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    libc::pid_t::try_from(tid).unwrap_or(0)
+}
+
 /// A path built on the stack, NUL-terminated. Async-signal-safe.
 struct PathBuf64 {
     bytes: [u8; 64],
@@ -75,8 +84,7 @@ pub fn thread_name(tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
     if tid == 0 {
         return None;
     }
-    // SAFETY: gettid has no preconditions.
-    let me = unsafe { libc::gettid() };
+    let me = gettid();
     if u64::try_from(me).ok() == Some(tid) {
         // PR_GET_NAME writes at most 16 bytes, NUL-terminated.
         let mut name = [0u8; 16];
@@ -118,8 +126,7 @@ mod tests {
         let handle = std::thread::Builder::new()
             .name("lw-name-test".into())
             .spawn(|| {
-                // SAFETY: gettid has no preconditions.
-                let tid = unsafe { libc::gettid() } as u64;
+                let tid = gettid() as u64;
                 let mut buf = [0u8; 100];
                 thread_name(tid, &mut buf).map(|n| n.to_vec())
             })

@@ -165,8 +165,7 @@ extern "C" fn on_fatal_signal(
     if !INSTALLED.load(Ordering::Acquire) {
         return;
     }
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
+    let tid = crate::procfs::gettid();
     if REPORTING_TID.load(Ordering::Acquire) == tid {
         // A fault inside our own report (possible only with unchecked reads):
         // the report ends where it got to, and the process dies of the signal
@@ -346,8 +345,7 @@ pub fn rehearse(fd: i32) {
     let Some(target) = target::get() else {
         return;
     };
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
+    let tid = crate::procfs::gettid();
     if claim_report(tid) == Claim::Fresh {
         report(target, libc::SIGSEGV, core::ptr::null_mut(), fd);
         REPORT_OWNER.store(0, Ordering::Release);

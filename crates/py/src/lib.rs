@@ -382,11 +382,8 @@ fn _rehearse_fatal_report(py: Python<'_>, fd: i32) -> PyResult<()> {
 fn _get_native_id() -> u64 {
     // Without an alternate stack the thread is as the stdlib leaves it.
     let _ = signals::install_thread_alt_stack();
-    // SAFETY: gettid has no preconditions (what _thread.get_native_id returns
-    // on Linux).
-    #[allow(unsafe_code)]
-    let tid = unsafe { libc::gettid() };
-    tid as u64
+    // What _thread.get_native_id returns on Linux.
+    procfs::gettid() as u64
 }
 
 /// Route `threading.get_native_id` through `_get_native_id` (once), if the
