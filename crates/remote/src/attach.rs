@@ -116,11 +116,14 @@ pub fn pause(pid: i32, timeout: Duration) -> Result<Paused, RemoteError> {
                 RemoteError::NoSuchProcess(pid)
             });
         }
-        let new: Vec<i32> = tasks
+        let mut new: Vec<i32> = tasks
             .iter()
             .filter_map(|&t| i32::try_from(t).ok())
             .filter(|t| !attached.contains(t))
             .collect();
+        // The main thread first (it is the one that does not come and go):
+        // a refusal there is a refusal of the process.
+        new.sort_unstable_by_key(|&t| (t != pid, t));
         if new.is_empty() && paused.tracees.iter().all(|t| t.stopped) {
             if paused.tracees.is_empty() {
                 return Err(RemoteError::Exited(pid));
@@ -143,6 +146,17 @@ pub fn pause(pid: i32, timeout: Duration) -> Result<Paused, RemoteError> {
                 Ok(_) => {}
                 // The thread exited since the task list was read.
                 Err(libc::ESRCH) => continue,
+                // The kernel refuses a thread that is exiting (its
+                // exit_state is set) with EPERM too. Once one thread of the
+                // process is attached, or when this thread is on its way
+                // out, permission is not what is missing.
+                Err(libc::EPERM)
+                    if !paused.tracees.is_empty()
+                        || matches!(thread_state(pid, tid), Some('Z' | 'X') | None) =>
+                {
+                    attached.insert(tid);
+                    continue;
+                }
                 Err(e) => {
                     // `paused` drops here: the threads stopped so far resume.
                     return Err(classify(

@@ -286,6 +286,9 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
     fn native_id(&self, tstate: usize, thread_id: u64) -> Option<u64> {
         let walker = self.walker;
         match walker.native_thread_id(tstate) {
+            // 0: a thread state whose thread has not started (or the field
+            // is not set on this build).
+            Ok(Some(0)) => None,
             Ok(Some(tid)) => Some(tid),
             Ok(None) => match self.tids {
                 TidSource::Layout => None,
