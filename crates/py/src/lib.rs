@@ -314,7 +314,9 @@ fn enable(
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
-    hook_thread_start(py)
+    // Threads the interpreter starts from now on get an alternate stack.
+    signals::hook_thread_starts();
+    Ok(())
 }
 
 /// disable() -> bool: restore the previous handlers; was lastwords enabled?
@@ -322,6 +324,7 @@ fn enable(
 fn disable() -> bool {
     let mut slot = FATAL_FILE.lock().unwrap_or_else(|e| e.into_inner());
     let was = fatal::disable();
+    signals::unhook_thread_starts();
     let old = slot.take();
     drop(slot);
     drop(old);
@@ -653,40 +656,6 @@ fn dump_c_stack(py: Python<'_>, file: Option<&Bound<'_, PyAny>>) -> PyResult<()>
 fn _rehearse_fatal_report(py: Python<'_>, fd: i32) -> PyResult<()> {
     target(py)?;
     fatal::rehearse(fd);
-    Ok(())
-}
-
-/// `threading.get_native_id()` for threads started after enable(): the same
-/// id, and, as a side effect on the calling thread, an alternate signal stack
-/// so that a stack overflow there is reported too. `threading.Thread` calls
-/// `get_native_id()` on every new thread before its target runs; a native
-/// function adds no Python frame to the thread's traceback.
-#[pyfunction]
-fn _get_native_id() -> u64 {
-    // Without an alternate stack the thread is as the stdlib leaves it.
-    let _ = signals::install_thread_alt_stack();
-    // SAFETY: gettid has no preconditions (what _thread.get_native_id returns
-    // on Linux).
-    #[allow(unsafe_code)]
-    let tid = unsafe { libc::gettid() };
-    tid as u64
-}
-
-/// Route `threading.get_native_id` through `_get_native_id` (once), if the
-/// program uses `threading` already: importing it here would run Python code
-/// (and maybe a garbage collection) inside enable(), which the stdlib does not.
-fn hook_thread_start(py: Python<'_>) -> PyResult<()> {
-    let Ok(threading) = py.import("sys")?.getattr("modules")?.get_item("threading") else {
-        return Ok(());
-    };
-    if threading.hasattr("get_native_id")? && !threading.hasattr("_lastwords_get_native_id")? {
-        let ours = wrap_pyfunction!(_get_native_id, py)?;
-        threading.setattr(
-            "_lastwords_get_native_id",
-            threading.getattr("get_native_id")?,
-        )?;
-        threading.setattr("get_native_id", ours)?;
-    }
     Ok(())
 }
 
