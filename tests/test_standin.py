@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from helpers import run
+from helpers import mask, run
 
 
 def python(*args, env=None, cwd=None, timeout=60):
@@ -143,3 +143,66 @@ def test_pytest_crash_report_comes_from_lastwords(tmp_path):
     out = proc.stderr
     assert out.count("Fatal Python error: Segmentation fault\n\n") == 1
     assert 'test_target.py", line 16 in test_crashes\n' in out
+
+
+# A low-level module that creates isolated subinterpreters (3.12: the private
+# _xxsubinterpreters; 3.13+: _interpreters).
+SUBINTERPRETERS = """
+try:
+    import _interpreters as interpreters
+except ImportError:
+    import _xxsubinterpreters as interpreters
+"""
+needs_subinterpreters = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="isolated subinterpreters exist from 3.12"
+)
+
+
+@needs_subinterpreters
+@pytest.mark.parametrize("enabled", [(), ("-X", "faulthandler")], ids=["installed", "enabled"])
+def test_isolated_subinterpreters_stay_quiet(enabled):
+    """lastwords cannot be loaded in an isolated subinterpreter; its .pth
+    does nothing there, so creating some prints nothing (as without
+    lastwords), and the main interpreter still has lastwords."""
+    code = SUBINTERPRETERS + textwrap.dedent(
+        """
+        import faulthandler
+        for _ in range(3):
+            interp = interpreters.create()
+            interpreters.run_string(interp, "import sys; x = len(sys.modules)")
+            interpreters.destroy(interp)
+        print(faulthandler.__name__, faulthandler.is_enabled())
+        """
+    )
+    plain = python(*enabled, "-c", code)
+    stood_in = python(*enabled, "-c", code, env={"LASTWORDS": "1"})
+    assert stood_in.returncode == plain.returncode == 0, stood_in.stderr
+    assert stood_in.stderr == plain.stderr == ""
+    assert stood_in.stdout == plain.stdout.replace("faulthandler", "lastwords._lastwords")
+
+
+@needs_subinterpreters
+def test_crash_in_a_subinterpreter_is_reported_as_by_the_stdlib(tmp_path):
+    """A fatal signal on a thread running an isolated subinterpreter: the
+    main interpreter's handler (lastwords, standing in) reports what the
+    stdlib reports for the same program, and the process dies of it."""
+    script = tmp_path / "subcrash.py"
+    script.write_text(
+        SUBINTERPRETERS
+        + textwrap.dedent(
+            """
+            import faulthandler
+            faulthandler.enable()
+            def crash():
+                interp = interpreters.create()
+                interpreters.run_string(interp, "import signal; signal.raise_signal(signal.SIGSEGV)")
+            crash()
+            """
+        )
+    )
+    stdlib = python(str(script), cwd=str(tmp_path))
+    lastwords = python(str(script), cwd=str(tmp_path), env={"LASTWORDS": "1"})
+    assert stdlib.returncode == lastwords.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault\n" in stdlib.stderr
+    assert mask(lastwords.stderr) == mask(stdlib.stderr)
+
