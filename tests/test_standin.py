@@ -206,3 +206,104 @@ def test_crash_in_a_subinterpreter_is_reported_as_by_the_stdlib(tmp_path):
     assert "Fatal Python error: Segmentation fault\n" in stdlib.stderr
     assert mask(lastwords.stderr) == mask(stdlib.stderr)
 
+
+# -- install() and _start() are all or nothing ---------------------------------
+
+STATE = "import faulthandler; print(faulthandler.__name__, faulthandler.is_enabled())"
+
+
+def python_without_stderr(*args, env=None):
+    """python(*args) with file descriptor 2 closed (`2>&-`)."""
+    child_env = dict(os.environ)
+    for name in ("LASTWORDS", "PYTHONFAULTHANDLER"):
+        child_env.pop(name, None)
+    child_env.update(env or {})
+    return subprocess.run(
+        ["/bin/sh", "-c", 'exec "$@" 2>&-', "sh", sys.executable, *args],
+        capture_output=True, text=True, env=child_env, timeout=60,
+    )  # fmt: skip
+
+
+def one_warning(stderr, text):
+    """stderr is exactly one line: a RuntimeWarning that contains `text`."""
+    return len(stderr.splitlines()) == 1 and "RuntimeWarning: " in stderr and text in stderr
+
+
+@pytest.mark.parametrize(
+    "args,env",
+    [
+        (("-X", "faulthandler"), {}),
+        ((), {"PYTHONFAULTHANDLER": "1"}),
+        ((), {"LASTWORDS_ENABLE": "1"}),
+        (("-X", "faulthandler"), {"LASTWORDS_ENABLE": "1"}),
+    ],
+    ids=["-X faulthandler", "PYTHONFAULTHANDLER", "LASTWORDS_ENABLE", "both"],
+)
+def test_no_stderr_leaves_the_process_as_without_lastwords(args, env):
+    """With stderr closed there is no file to move the handler to: the stdlib
+    stays in charge (still enabled where it was), nothing is printed."""
+    plain = python_without_stderr(*args, "-c", STATE, env=env)
+    stood_in = python_without_stderr(*args, "-c", STATE, env={"LASTWORDS": "1", **env})
+    assert stood_in.returncode == plain.returncode == 0
+    assert stood_in.stdout == plain.stdout
+    assert plain.stdout.startswith("faulthandler ")
+
+
+@pytest.mark.parametrize("args", [(), ("-X", "faulthandler")], ids=["disabled", "enabled"])
+@pytest.mark.parametrize(
+    "failure,warning",
+    [
+        ({"_LASTWORDS_TEST_UNKNOWN_LAYOUT": "1", "LASTWORDS_ENABLE": "1"}, "lastwords cannot stand in for faulthandler"),
+        ({"LASTWORDS_ENABLE": "1", "LASTWORDS_FILE": "/nonexistent/report.txt"}, "lastwords cannot open LASTWORDS_FILE"),
+    ],
+    ids=["unknown-layout", "unopenable-file"],
+)
+@pytest.mark.parametrize("warnings", ["default", "error"])
+def test_start_failure_leaves_the_process_as_without_lastwords(args, failure, warning, warnings):
+    """One warning on stderr (one line, also under -W error), and the
+    process goes on as without lastwords; _start() again warns no more (site
+    runs lastwords.pth twice in a venv). With stderr closed, not a byte."""
+    flags = ("-W", "error") if warnings == "error" else ()
+    code = "import lastwords; lastwords._start(); " + STATE
+    plain = python(*flags, *args, "-c", STATE)
+    stood_in = python(*flags, *args, "-c", code, env={"LASTWORDS": "1", **failure})
+    assert stood_in.returncode == plain.returncode == 0, stood_in.stderr
+    assert stood_in.stdout == plain.stdout
+    assert one_warning(stood_in.stderr, warning), stood_in.stderr
+    silent = python_without_stderr(*flags, *args, "-c", code, env={"LASTWORDS": "1", **failure})
+    assert silent.returncode == 0
+    assert silent.stdout == plain.stdout
+
+
+def test_install_puts_the_stdlib_back_when_enable_fails(tmp_path):
+    """The stdlib's handler is disabled before lastwords is enabled in its
+    place; when that enable() fails, the stdlib's is enabled again and its
+    module stays faulthandler. (Here sys.stderr's fileno() works once, for
+    install()'s own check, then fails.)"""
+    result = run(
+        """
+        import sys, warnings, faulthandler as stdlib
+        stdlib.enable()
+        class Flaky:
+            calls = 0
+            def fileno(self):
+                Flaky.calls += 1
+                if Flaky.calls > 1:
+                    raise OSError("gone")
+                return 2
+            def flush(self):
+                pass
+        real, sys.stderr = sys.stderr, Flaky()
+        import lastwords
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            lastwords.install()
+        sys.stderr = real
+        print(sys.modules["faulthandler"] is stdlib, stdlib.is_enabled(), lastwords.is_enabled())
+        print([str(x.message) for x in w])
+        """,
+        module="lastwords",
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "True True False\n['lastwords cannot stand in for faulthandler: gone']\n"
