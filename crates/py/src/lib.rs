@@ -493,7 +493,35 @@ fn dump_traceback_later(
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
+    stop_watchdog_at_exit(py);
     Ok(())
+}
+
+/// Like the stdlib at finalization: no timeout dump while the interpreter is
+/// torn down, and no watchdog thread left. Registered with atexit at the
+/// first arm (a program that never arms one sees no callback of lastwords).
+fn stop_watchdog_at_exit(py: Python<'_>) {
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    // (The GIL serialises callers; the re-arm path only loads.)
+    if REGISTERED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    REGISTERED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let registered = wrap_pyfunction!(at_exit, py)
+        .and_then(|f| py.import("atexit")?.call_method1("register", (f,)));
+    if registered.is_err() {
+        REGISTERED.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The atexit callback of `stop_watchdog_at_exit`.
+#[pyfunction]
+fn at_exit() {
+    let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog::shutdown();
+    let old = slot.take();
+    drop(slot);
+    drop(old);
 }
 
 /// _last_timeout_timing() -> (due, began, written) | None: CLOCK_MONOTONIC
@@ -720,10 +748,6 @@ fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_rehearse_fatal_report, m)?)?;
     crash::register(m)?;
     mark_as_extension_module(m);
-    // Like the stdlib at finalization: no timeout dump while the interpreter
-    // is being torn down.
-    py.import("atexit")?
-        .call_method1("register", (m.getattr("cancel_dump_traceback_later")?,))?;
     // Resolve the layout now, while the importing thread holds the GIL; a
     // failure is reported by enable()/dump_traceback(), not by import.
     let _ = target::resolve(py);
