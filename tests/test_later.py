@@ -2,10 +2,11 @@
 
 import re
 import signal
+import sys
 
 import pytest
 
-from helpers import assert_same, run, run_both
+from helpers import LASTWORDS, STDLIB, assert_same, run, run_both
 
 
 @pytest.mark.parametrize("timeout,header", [(0.5, "Timeout (0:00:00.500000)!"), (1, "Timeout (0:00:01)!")])
@@ -295,3 +296,132 @@ def test_head_lock_left_as_found_when_busy(tmp_path):
         r'  File ".*snippet\.py", line 16 in <module>\n',
         result.output,
     ), result.output
+
+
+# What the process holds, from /proc: its thread count and open fds.
+PROCESS_COUNTS = """
+import os, threading, time
+def counts():
+    with open("/proc/self/status") as f:
+        threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    return threads, sorted(os.listdir("/proc/self/fd")), threading.active_count()
+def back_to(baseline):
+    # Poll, for at most 30 s, until the counts are the baseline again.
+    deadline = time.monotonic() + 30
+    while counts() != baseline and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return counts() == baseline
+def dumps(path):
+    with open(path) as f:
+        return f.read().count("Timeout (")
+def wait_for_dumps(path, n):
+    deadline = time.monotonic() + 30
+    while dumps(path) < n and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return dumps(path)
+"""
+
+
+@pytest.mark.parametrize(
+    "disarm",
+    [
+        "faulthandler.dump_traceback_later(3600, file=report); faulthandler.cancel_dump_traceback_later()",
+        "faulthandler.dump_traceback_later(0.01, file=report); wait_for_dumps('report.txt', 1)",
+        "faulthandler.dump_traceback_later(0.01, repeat=True, file=report); wait_for_dumps('report.txt', 2);"
+        " faulthandler.cancel_dump_traceback_later()",
+    ],
+    ids=["cancel", "one-shot-fired", "repeat-cancelled"],
+)
+@pytest.mark.parametrize("module", [STDLIB, LASTWORDS])
+def test_nothing_is_left_while_disarmed(disarm, module, tmp_path):
+    """Like the stdlib, no thread and no fd stays behind once nothing is
+    armed (lastwords keeps its watchdog across back-to-back re-arms only),
+    and threading never sees the watchdog. Twice: the second arm starts a
+    watchdog again."""
+    result = run(
+        f"""
+        report = open("report.txt", "w")
+        baseline = counts()
+        for _ in range(2):
+            {disarm}
+            print(back_to(baseline), counts()[2] == baseline[2])
+        """,
+        module,
+        prelude=PROCESS_COUNTS,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "True True\nTrue True\n"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="os.fork() warns about threads from 3.12")
+@pytest.mark.parametrize(
+    "disarm",
+    [
+        "faulthandler.dump_traceback_later(3600, file=report); faulthandler.cancel_dump_traceback_later()",
+        "faulthandler.dump_traceback_later(0.01, file=report); wait_for_dumps('report.txt', 1)",
+    ],
+    ids=["cancel", "one-shot-fired"],
+)
+@pytest.mark.parametrize("warnings", ["recorded", "error"])
+def test_fork_right_after_disarm_does_not_warn(warnings, disarm, tmp_path):
+    """os.fork() right after a cancel (or a one-shot timeout that fired)
+    issues no DeprecationWarning about threads: no thread of lastwords' may be
+    left. 3.12-3.14 issue the warning (recorded here) and clear it even under
+    -W error; from 3.15, -W error makes os.fork() raise. (The stdlib's cancel
+    waits only until its watchdog says it is done, not until the thread is
+    gone: a fork right after it warns now and then.)"""
+    if warnings == "error" and sys.version_info < (3, 15):
+        pytest.skip("-W error makes os.fork() raise from 3.15; 3.12-3.14 clear the warning")
+    fork = {
+        "recorded": """
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(7)
+            print([str(w.message) for w in seen])
+            """,
+        "error": """
+            pid = os.fork()
+            if pid == 0:
+                os._exit(7)
+            print([])
+            """,
+    }[warnings]
+    result = run(
+        f"""
+        import os, textwrap, warnings
+        report = open("report.txt", "w")
+        {disarm}
+        exec(textwrap.dedent({fork!r}))
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        report.close()
+        """,
+        prelude=PROCESS_COUNTS,
+        cwd=str(tmp_path),
+        env={"PYTHONWARNINGS": "error"},
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "[]\n7\n"
+    assert result.output == ""
+
+
+def test_watchdog_is_gone_after_interpreter_exit(tmp_path):
+    """An armed timeout at exit: lastwords cancels it at interpreter exit and
+    its thread and timer are gone before the atexit handlers registered
+    before the arm run (they run after lastwords' own)."""
+    result = run(
+        """
+        import atexit
+        baseline = counts()
+        atexit.register(lambda: print(counts() == baseline))
+        faulthandler.dump_traceback_later(3600)
+        print(counts()[0] == baseline[0] + 1)
+        """,
+        prelude=PROCESS_COUNTS,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "True\nTrue\n"

@@ -171,7 +171,8 @@ fn enable(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
-    hook_thread_start(py)?;
+    // Threads the interpreter starts from now on get an alternate stack.
+    signals::hook_thread_starts();
     Ok(Ret::None)
 }
 
@@ -179,6 +180,7 @@ fn enable(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
 fn disable(_py: Python<'_>) -> PyResult<Ret> {
     let mut slot = FATAL_FILE.lock().unwrap_or_else(|e| e.into_inner());
     let was = fatal::disable();
+    signals::unhook_thread_starts();
     let old = slot.take();
     drop(slot);
     drop(old);
@@ -254,7 +256,35 @@ fn dump_traceback_later(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
     let old = std::mem::replace(&mut *slot, keep);
     drop(slot);
     drop(old);
+    stop_watchdog_at_exit(py);
     Ok(Ret::None)
+}
+
+/// Like the stdlib at finalization: no timeout dump while the interpreter is
+/// torn down, and no watchdog thread left. Registered with atexit at the
+/// first arm (a program that never arms one sees no callback of lastwords).
+fn stop_watchdog_at_exit(py: Python<'_>) {
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    // (The GIL serialises callers; the re-arm path only loads.)
+    if REGISTERED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    REGISTERED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let registered = wrap_pyfunction!(at_exit, py)
+        .and_then(|f| py.import("atexit")?.call_method1("register", (f,)));
+    if registered.is_err() {
+        REGISTERED.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The atexit callback of `stop_watchdog_at_exit`.
+#[pyfunction]
+fn at_exit() {
+    let mut slot = WATCHDOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog::shutdown();
+    let old = slot.take();
+    drop(slot);
+    drop(old);
 }
 
 /// _last_timeout_timing() -> (due, began, written) | None: CLOCK_MONOTONIC
@@ -373,37 +403,6 @@ fn _rehearse_fatal_report(py: Python<'_>, fd: i32) -> PyResult<()> {
     Ok(())
 }
 
-/// `threading.get_native_id()` for threads started after enable(): the same
-/// id, and, as a side effect on the calling thread, an alternate signal stack
-/// so that a stack overflow there is reported too. `threading.Thread` calls
-/// `get_native_id()` on every new thread before its target runs; a native
-/// function adds no Python frame to the thread's traceback.
-#[pyfunction]
-fn _get_native_id() -> u64 {
-    // Without an alternate stack the thread is as the stdlib leaves it.
-    let _ = signals::install_thread_alt_stack();
-    // What _thread.get_native_id returns on Linux.
-    procfs::gettid() as u64
-}
-
-/// Route `threading.get_native_id` through `_get_native_id` (once), if the
-/// program uses `threading` already: importing it here would run Python code
-/// (and maybe a garbage collection) inside enable(), which the stdlib does not.
-fn hook_thread_start(py: Python<'_>) -> PyResult<()> {
-    let Ok(threading) = py.import("sys")?.getattr("modules")?.get_item("threading") else {
-        return Ok(());
-    };
-    if threading.hasattr("get_native_id")? && !threading.hasattr("_lastwords_get_native_id")? {
-        let ours = wrap_pyfunction!(_get_native_id, py)?;
-        threading.setattr(
-            "_lastwords_get_native_id",
-            threading.getattr("get_native_id")?,
-        )?;
-        threading.setattr("get_native_id", ours)?;
-    }
-    Ok(())
-}
-
 /// Where the layout came from, and whether it equals the built-in table of
 /// that version (on 3.13 it must: `_Py_DebugOffsets` and the headers agree).
 /// For tests and bug reports.
@@ -456,10 +455,6 @@ fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_rehearse_fatal_report, m)?)?;
     crash::register(m)?;
     mark_as_extension_module(m);
-    // Like the stdlib at finalization: no timeout dump while the interpreter
-    // is being torn down.
-    py.import("atexit")?
-        .call_method1("register", (m.getattr("cancel_dump_traceback_later")?,))?;
     // Resolve the layout now, while the importing thread holds the GIL; a
     // failure is reported by enable()/dump_traceback(), not by import.
     let _ = target::resolve(py);

@@ -1,6 +1,7 @@
 //! What the fatal and user-signal handlers share: saved `sigaction`s, the
-//! alternate signal stack, and the guard that keeps two dumps from running
-//! at once in one process.
+//! alternate signal stacks (the enabling thread's, and one per thread the
+//! interpreter starts while enabled), and the guard that keeps two dumps from
+//! running at once in one process.
 
 #![allow(unsafe_code)]
 
@@ -238,7 +239,7 @@ std::thread_local! {
 /// `enable()`) its own alternate signal stack, so that a stack overflow there
 /// can be reported too; freed when the thread exits. Nothing happens if the
 /// thread already has one.
-pub fn install_thread_alt_stack() -> std::io::Result<()> {
+fn install_thread_alt_stack() -> std::io::Result<()> {
     if current_alt_stack().ss_flags & libc::SS_DISABLE == 0 {
         return Ok(());
     }
@@ -252,4 +253,498 @@ pub fn install_thread_alt_stack() -> std::io::Result<()> {
     }
     THREAD_ALT_STACK.with(|slot| slot.set(Some(ThreadAltStack(p as usize))));
     Ok(())
+}
+
+// # Alternate stacks for the interpreter's new threads
+//
+// A stack overflow is reported only on a thread with an alternate signal
+// stack, and a new thread has none. The interpreter starts every thread
+// (`threading`, `_thread`, 3.13+ joinable threads) through
+// `PyThread_start_new_thread` / `PyThread_start_joinable_thread`, which call
+// `pthread_create` through a GOT slot of the ELF object that defines them
+// (libpython, or the python executable when it is linked statically). While
+// lastwords is enabled that slot holds `pthread_create_hook`, which starts the
+// thread at `lastwords_thread_trampoline` instead of the interpreter's start
+// routine: the trampoline gives the thread an alternate stack (unmapped by a
+// thread-local destructor when the thread exits) and jumps to the real start
+// routine, leaving no frame of its own on the thread's stack. Nothing visible
+// to Python changes.
+//
+// The slot is written with one aligned compare-and-swap (a thread calling
+// through it sees the old or the new value, both valid functions), only if it
+// holds libc's `pthread_create` or, with lazy binding, a PLT entry of the
+// object itself that has not been resolved yet; anything else (another tool's
+// hook) is left alone. A slot under RELRO is made writable for the store and
+// read-only again. `disable()` puts the original value back if the slot still
+// holds the hook. x86_64 only (the trampoline is assembly); elsewhere new
+// threads get no alternate stack.
+
+#[cfg(target_arch = "x86_64")]
+pub use thread_start::{hook_thread_starts, unhook_thread_starts};
+
+/// Elsewhere new threads get no alternate stack.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn hook_thread_starts() {}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn unhook_thread_starts() {}
+
+#[cfg(target_arch = "x86_64")]
+mod thread_start {
+    use super::install_thread_alt_stack;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// What the trampoline needs: the interpreter's start routine and its
+    /// argument. Returned in two registers (rax:rdx) by `thread_prepare`.
+    #[repr(C)]
+    struct ThreadStart {
+        start: usize,
+        arg: usize,
+    }
+
+    /// Runs first on a new thread (called by the trampoline): give the thread its
+    /// alternate stack and hand back the start routine to jump to.
+    extern "C" fn thread_prepare(start: *mut ThreadStart) -> ThreadStart {
+        // SAFETY: `start` was malloc'ed and filled by pthread_create_hook for
+        // this thread only; it is read once and freed here.
+        let start = unsafe {
+            let copy = start.read();
+            libc::free(start.cast());
+            copy
+        };
+        // Without an alternate stack the thread is as the stdlib leaves it.
+        let _ = install_thread_alt_stack();
+        start
+    }
+
+    // The new thread's start routine: `thread_prepare(arg)`, then a tail jump to
+    // the interpreter's start routine with its argument, so that no frame of
+    // lastwords stays on the thread's stack (C stack traces, debuggers and
+    // `pthread_exit`'s unwinding see the thread as the interpreter started it).
+    // At entry rsp is 8 mod 16; the `sub` aligns the call.
+    core::arch::global_asm!(
+        ".pushsection .text.lastwords_thread_trampoline,\"ax\",@progbits",
+        ".globl lastwords_thread_trampoline",
+        ".hidden lastwords_thread_trampoline",
+        ".type lastwords_thread_trampoline,@function",
+        ".p2align 4",
+        "lastwords_thread_trampoline:",
+        ".cfi_startproc",
+        "endbr64",
+        "sub rsp, 8",
+        ".cfi_adjust_cfa_offset 8",
+        "call {prepare}",
+        "add rsp, 8",
+        ".cfi_adjust_cfa_offset -8",
+        "mov rdi, rdx",
+        "jmp rax",
+        ".cfi_endproc",
+        ".size lastwords_thread_trampoline, .-lastwords_thread_trampoline",
+        ".popsection",
+        prepare = sym thread_prepare,
+    );
+
+    unsafe extern "C" {
+        /// The start routine given to the real `pthread_create` (see above).
+        fn lastwords_thread_trampoline(start: *mut libc::c_void) -> *mut libc::c_void;
+    }
+
+    /// The `pthread_create` the hook calls (libc's, as the dynamic linker binds
+    /// it); 0 until the first patch. Never cleared: a thread may still be inside
+    /// the hook after `disable()` put the slot back.
+    static REAL_PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
+
+    type PthreadCreate = unsafe extern "C" fn(
+        *mut libc::pthread_t,
+        *const libc::pthread_attr_t,
+        usize,
+        *mut libc::c_void,
+    ) -> libc::c_int;
+
+    /// Stands in for `pthread_create` in the interpreter's GOT: the same call,
+    /// with the thread started at the trampoline.
+    unsafe extern "C" fn pthread_create_hook(
+        thread: *mut libc::pthread_t,
+        attr: *const libc::pthread_attr_t,
+        start: usize,
+        arg: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: stored (Release) before any slot pointed here; it is libc's
+        // pthread_create, whose signature PthreadCreate spells out.
+        let real: PthreadCreate = unsafe {
+            core::mem::transmute::<usize, PthreadCreate>(
+                REAL_PTHREAD_CREATE.load(Ordering::Acquire),
+            )
+        };
+        // SAFETY: a plain allocation, checked below.
+        let boxed =
+            unsafe { libc::malloc(core::mem::size_of::<ThreadStart>()) }.cast::<ThreadStart>();
+        if boxed.is_null() {
+            // SAFETY: the caller's own arguments, passed through unchanged.
+            return unsafe { real(thread, attr, start, arg) };
+        }
+        // SAFETY: `boxed` is a fresh allocation of the right size and alignment
+        // (malloc aligns for any type).
+        unsafe {
+            boxed.write(ThreadStart {
+                start,
+                arg: arg as usize,
+            })
+        };
+        let trampoline = lastwords_thread_trampoline as *const () as usize;
+        // SAFETY: the caller's thread and attributes; the new thread owns
+        // `boxed` and frees it in thread_prepare.
+        let rc = unsafe { real(thread, attr, trampoline, boxed.cast()) };
+        if rc != 0 {
+            // SAFETY: no thread was started, so nobody else has `boxed`.
+            unsafe { libc::free(boxed.cast()) };
+        }
+        rc
+    }
+
+    /// One GOT slot that was patched, and what it held before.
+    #[derive(Clone, Copy)]
+    struct PatchedSlot {
+        addr: usize,
+        original: usize,
+        /// Page range to make writable for a store (empty: the slot is writable).
+        relro_page: Option<usize>,
+    }
+
+    const MAX_SLOTS: usize = 4;
+
+    /// The slots currently holding the hook (none while not enabled).
+    static PATCHED: std::sync::Mutex<Vec<PatchedSlot>> = std::sync::Mutex::new(Vec::new());
+
+    /// ELF dynamic section entry, RELA relocation and symbol (64-bit).
+    #[repr(C)]
+    struct Dyn {
+        tag: i64,
+        val: u64,
+    }
+    #[repr(C)]
+    struct Rela {
+        offset: u64,
+        info: u64,
+        addend: i64,
+    }
+    #[repr(C)]
+    struct Sym {
+        name: u32,
+        info: u8,
+        other: u8,
+        shndx: u16,
+        value: u64,
+        size: u64,
+    }
+
+    const DT_NULL: i64 = 0;
+    const DT_PLTRELSZ: i64 = 2;
+    const DT_STRTAB: i64 = 5;
+    const DT_SYMTAB: i64 = 6;
+    const DT_RELA: i64 = 7;
+    const DT_RELASZ: i64 = 8;
+    const DT_RELAENT: i64 = 9;
+    const DT_STRSZ: i64 = 10;
+    const DT_SYMENT: i64 = 11;
+    const DT_PLTREL: i64 = 20;
+    const DT_JMPREL: i64 = 23;
+    const R_X86_64_GLOB_DAT: u32 = 6;
+    const R_X86_64_JUMP_SLOT: u32 = 7;
+    const PT_LOAD: u32 = 1;
+    const PT_DYNAMIC: u32 = 2;
+    const PT_GNU_RELRO: u32 = 0x6474_e552;
+    const MAX_LOADS: usize = 8;
+
+    /// What `dl_iterate_phdr` says about the object that contains an address.
+    #[derive(Default)]
+    struct LoadedObject {
+        anchor: usize,
+        found: bool,
+        base: usize,
+        dynamic: usize,
+        /// The read-only part of the RELRO segment, as ld.so protects it (whole
+        /// pages from its start, its end rounded down).
+        relro: (usize, usize),
+        loads: [(usize, usize); MAX_LOADS],
+    }
+
+    impl LoadedObject {
+        fn contains(&self, addr: usize) -> bool {
+            self.loads
+                .iter()
+                .any(|&(start, end)| start <= addr && addr < end)
+        }
+    }
+
+    fn page_size() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size).unwrap_or(4096).max(1)
+    }
+
+    /// `dl_iterate_phdr` callback: record the object whose segments hold
+    /// `anchor`; stop there.
+    unsafe extern "C" fn find_object(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the LoadedObject passed to dl_iterate_phdr, used by
+        // this call only; `info` and its program headers are valid for the
+        // callback.
+        let (object, info) = unsafe { (&mut *data.cast::<LoadedObject>(), &*info) };
+        let base = info.dlpi_addr as usize;
+        if info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+        let headers =
+            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+        let mut loads = [(0, 0); MAX_LOADS];
+        let mut count = 0;
+        let (mut dynamic, mut relro) = (0, (0, 0));
+        let page = page_size();
+        for h in headers {
+            let start = base.wrapping_add(h.p_vaddr as usize);
+            let end = start.wrapping_add(h.p_memsz as usize);
+            match h.p_type {
+                PT_LOAD if count < MAX_LOADS => {
+                    loads[count] = (start, end);
+                    count += 1;
+                }
+                PT_DYNAMIC => dynamic = start,
+                PT_GNU_RELRO => relro = (start & !(page - 1), end & !(page - 1)),
+                _ => {}
+            }
+        }
+        if !loads[..count]
+            .iter()
+            .any(|&(start, end)| start <= object.anchor && object.anchor < end)
+        {
+            return 0;
+        }
+        object.found = true;
+        object.base = base;
+        object.dynamic = dynamic;
+        object.relro = relro;
+        object.loads = loads;
+        1
+    }
+
+    /// The GOT slots (addresses) of `object` that relocations of type GLOB_DAT
+    /// or JUMP_SLOT bind to the symbol `name`.
+    ///
+    /// # Safety
+    /// `object` must describe a loaded object (its dynamic section and the
+    /// tables it points to are mapped and stay mapped).
+    unsafe fn got_slots(object: &LoadedObject, name: &[u8]) -> Vec<usize> {
+        let mut slots = Vec::new();
+        if object.dynamic == 0 {
+            return slots;
+        }
+        // glibc rewrites the table addresses of the dynamic section to absolute
+        // ones; other loaders leave them relative to the load base.
+        let absolute = |v: u64| {
+            let v = v as usize;
+            if v < object.base {
+                object.base.wrapping_add(v)
+            } else {
+                v
+            }
+        };
+        let (mut symtab, mut strtab, mut strsz, mut syment) = (0, 0, 0, 0);
+        let (mut rela, mut relasz, mut relaent) = (0, 0, 0);
+        let (mut jmprel, mut pltrelsz, mut pltrel) = (0, 0, 0);
+        let mut entry = object.dynamic as *const Dyn;
+        for _ in 0..4096 {
+            // SAFETY: the dynamic section is mapped and ends with DT_NULL.
+            let d = unsafe { entry.read() };
+            match d.tag {
+                DT_NULL => break,
+                DT_SYMTAB => symtab = absolute(d.val),
+                DT_STRTAB => strtab = absolute(d.val),
+                DT_STRSZ => strsz = d.val as usize,
+                DT_SYMENT => syment = d.val as usize,
+                DT_RELA => rela = absolute(d.val),
+                DT_RELASZ => relasz = d.val as usize,
+                DT_RELAENT => relaent = d.val as usize,
+                DT_JMPREL => jmprel = absolute(d.val),
+                DT_PLTRELSZ => pltrelsz = d.val as usize,
+                DT_PLTREL => pltrel = d.val as i64,
+                _ => {}
+            }
+            // SAFETY: still inside the dynamic section (not at DT_NULL yet).
+            entry = unsafe { entry.add(1) };
+        }
+        if symtab == 0 || strtab == 0 || syment < core::mem::size_of::<Sym>() {
+            return slots;
+        }
+        let relaent = if relaent == 0 {
+            core::mem::size_of::<Rela>()
+        } else {
+            relaent
+        };
+        let mut tables = vec![(rela, relasz)];
+        if pltrel == DT_RELA {
+            tables.push((jmprel, pltrelsz));
+        }
+        for (table, size) in tables {
+            if table == 0 || relaent < core::mem::size_of::<Rela>() {
+                continue;
+            }
+            for index in 0..size / relaent {
+                // SAFETY: inside the relocation table the dynamic section names.
+                let r = unsafe {
+                    (table as *const u8)
+                        .add(index * relaent)
+                        .cast::<Rela>()
+                        .read_unaligned()
+                };
+                let kind = (r.info & 0xffff_ffff) as u32;
+                if kind != R_X86_64_GLOB_DAT && kind != R_X86_64_JUMP_SLOT {
+                    continue;
+                }
+                let sym_index = (r.info >> 32) as usize;
+                // SAFETY: the relocation's symbol index is into the object's own
+                // dynamic symbol table.
+                let sym = unsafe {
+                    (symtab as *const u8)
+                        .add(sym_index * syment)
+                        .cast::<Sym>()
+                        .read_unaligned()
+                };
+                let offset = sym.name as usize;
+                if offset
+                    .checked_add(name.len() + 1)
+                    .is_none_or(|end| strsz != 0 && end > strsz)
+                {
+                    continue;
+                }
+                // SAFETY: a string of the string table, which is at least
+                // offset + name.len() + 1 bytes long (checked above).
+                let found = unsafe {
+                    core::slice::from_raw_parts((strtab as *const u8).add(offset), name.len() + 1)
+                };
+                if &found[..name.len()] == name && found[name.len()] == 0 {
+                    slots.push(object.base.wrapping_add(r.offset as usize));
+                }
+            }
+        }
+        slots
+    }
+
+    /// Compare-and-swap the pointer at `slot`, making its page writable for the
+    /// store if it lies in the object's read-only RELRO pages.
+    ///
+    /// # Safety
+    /// `slot` must be an aligned, mapped GOT slot; `relro_page` the page that
+    /// holds it when that page is read-only.
+    unsafe fn swap_slot(
+        slot: usize,
+        relro_page: Option<usize>,
+        expected: usize,
+        new: usize,
+    ) -> bool {
+        let page = page_size();
+        if let Some(start) = relro_page {
+            // SAFETY: the object's own RELRO page, made writable for one store.
+            if unsafe {
+                libc::mprotect(
+                    start as *mut libc::c_void,
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            } != 0
+            {
+                return false;
+            }
+        }
+        // SAFETY: an aligned pointer-sized slot, writable now; other threads
+        // read it with plain loads, which see either value whole.
+        let cell = unsafe { &*(slot as *const AtomicUsize) };
+        let swapped = cell
+            .compare_exchange(expected, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if let Some(start) = relro_page {
+            // SAFETY: back to what ld.so made it.
+            unsafe { libc::mprotect(start as *mut libc::c_void, page, libc::PROT_READ) };
+        }
+        swapped
+    }
+
+    /// Route the interpreter's thread starts through `pthread_create_hook`, so
+    /// that every thread it starts from now on gets an alternate signal stack.
+    /// Idempotent. Does nothing where the slots cannot be found or hold
+    /// something other than libc's `pthread_create`.
+    pub fn hook_thread_starts() {
+        let mut patched = PATCHED.lock().unwrap_or_else(|e| e.into_inner());
+        if !patched.is_empty() {
+            return;
+        }
+        // SAFETY: a symbol lookup with a NUL-terminated name.
+        let real = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_create".as_ptr()) } as usize;
+        if real == 0 {
+            return;
+        }
+        // The object that defines the interpreter's thread starts (libpython, or
+        // the python executable).
+        // SAFETY: a symbol lookup with a NUL-terminated name.
+        let anchor =
+            unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"PyThread_start_new_thread".as_ptr()) }
+                as usize;
+        if anchor == 0 {
+            return;
+        }
+        let mut object = LoadedObject {
+            anchor,
+            ..LoadedObject::default()
+        };
+        // SAFETY: find_object only writes into `object`.
+        unsafe { libc::dl_iterate_phdr(Some(find_object), (&raw mut object).cast()) };
+        if !object.found {
+            return;
+        }
+        REAL_PTHREAD_CREATE.store(real, Ordering::Release);
+        let hook = pthread_create_hook as *const () as usize;
+        let page = page_size();
+        // SAFETY: `object` is the loaded object that holds the interpreter.
+        for addr in unsafe { got_slots(&object, b"pthread_create") }
+            .into_iter()
+            .take(MAX_SLOTS)
+        {
+            if addr % core::mem::align_of::<usize>() != 0 || !object.contains(addr) {
+                continue;
+            }
+            // SAFETY: a mapped, aligned GOT slot of the object.
+            let current = unsafe { (*(addr as *const AtomicUsize)).load(Ordering::Acquire) };
+            // libc's function, or (lazy binding) the object's own PLT entry,
+            // not resolved yet.
+            if current != real && !object.contains(current) {
+                continue;
+            }
+            let relro_page =
+                (object.relro.0 <= addr && addr < object.relro.1).then_some(addr & !(page - 1));
+            // SAFETY: as above; the page is the slot's own.
+            if unsafe { swap_slot(addr, relro_page, current, hook) } {
+                patched.push(PatchedSlot {
+                    addr,
+                    original: current,
+                    relro_page,
+                });
+            }
+        }
+    }
+
+    /// Put back what `hook_thread_starts` replaced (where the slot still holds
+    /// the hook). Threads started meanwhile keep their alternate stacks.
+    pub fn unhook_thread_starts() {
+        let mut patched = PATCHED.lock().unwrap_or_else(|e| e.into_inner());
+        let hook = pthread_create_hook as *const () as usize;
+        for slot in patched.drain(..) {
+            // SAFETY: a slot patched by hook_thread_starts, still mapped (the
+            // interpreter is never unloaded).
+            unsafe { swap_slot(slot.addr, slot.relro_page, hook, slot.original) };
+        }
+    }
 }

@@ -1,14 +1,22 @@
-//! `dump_traceback_later`: one long-lived watchdog thread waiting on a deadline.
+//! `dump_traceback_later`: a watchdog thread kept across re-arms, waiting on a deadline.
 //!
 //! The stdlib starts a new thread for every `dump_traceback_later()` and, on
 //! cancel, waits for that thread with the GIL held — a dump stuck on a full
 //! pipe then freezes the program. Here:
 //!
-//! * one thread lives on between arms, blocked in `read()` on a timerfd.
+//! * one thread serves arm after arm, blocked in `read()` on a timerfd.
 //!   Arming updates the plan under a mutex and reprograms the timer only when
 //!   the new deadline is earlier than the one the timer holds; cancelling only
-//!   clears the plan (the thread wakes at the old time, finds nothing due and
-//!   sleeps on). No re-arm wakes the thread, and most make no system call;
+//!   clears the plan and, if the timer is set later than that, brings it
+//!   forward to the end of the grace period below. No re-arm wakes the
+//!   thread, and most make no system call;
+//! * like the stdlib's, the watchdog does not outlive what is armed: once
+//!   nothing is (cancelled, or a one-shot timeout fired), the thread closes
+//!   its timerfd and exits after a grace period (`GRACE_NS`) that only
+//!   back-to-back re-arms fall into. Before `fork()` and at interpreter exit
+//!   an idle watchdog is stopped and joined at once, so that the fork sees a
+//!   process with no thread of ours (3.12+ warns about forking one that has
+//!   threads, an error under `-W error`);
 //! * the timer goes off a little before the deadline (an adaptive lead:
 //!   about twice the thread's recent wake-up latency, plus the time a dump
 //!   takes to render) and the thread spends the rest rehearsing the dump (a
@@ -49,6 +57,11 @@ use crate::report::text::TextReport;
 use crate::target;
 use crate::writer::{FdSink, FlushPolicy, Sink, SliceSink, Writer};
 
+/// How long an idle watchdog (nothing armed) waits for a re-arm before it
+/// exits: longer than the gaps of back-to-back re-arms (pytest's per-test
+/// timeouts, the benchmark's), short enough that nothing stays for long.
+const GRACE_NS: u64 = 100_000_000;
+
 /// What is armed.
 struct Plan {
     /// The caller's fd, used as the stdlib uses it: the binding layer keeps
@@ -81,6 +94,14 @@ struct State {
     timer_at: u64,
     /// Whether the watchdog wakes early and spins (`LASTWORDS_WATCHDOG_SPIN`).
     spin: bool,
+    /// Since when nothing is armed (CLOCK_MONOTONIC ns), while nothing is.
+    idle_since: u64,
+    /// The watchdog is asked to exit now (before a fork, at exit).
+    stop: bool,
+    /// The current (or last) watchdog thread, to join it before a fork, and
+    /// its kernel thread id (0 until it has started).
+    handle: Option<std::thread::JoinHandle<()>>,
+    tid: libc::pid_t,
     /// Smoothed lateness of the thread's wake-ups from the timer.
     wake_late_ns: u64,
     /// How long the watchdog's last render took (`u64::MAX`: none yet).
@@ -89,15 +110,19 @@ struct State {
 
 struct Shared {
     mutex: UnsafeCell<libc::pthread_mutex_t>,
+    /// Signalled when the watchdog retires, ends a dump, or a stop request
+    /// is withdrawn.
+    retired: UnsafeCell<libc::pthread_cond_t>,
     state: UnsafeCell<State>,
 }
 
 // SAFETY: `state` is only accessed with `mutex` held (see `Guard`); the pthread
-// mutex is designed for concurrent use.
+// mutex and condition variable are designed for concurrent use.
 unsafe impl Sync for Shared {}
 
 static SHARED: Shared = Shared {
     mutex: UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER),
+    retired: UnsafeCell::new(libc::PTHREAD_COND_INITIALIZER),
     state: UnsafeCell::new(State {
         plan: None,
         generation: 0,
@@ -107,6 +132,10 @@ static SHARED: Shared = Shared {
         timer_fd: -1,
         timer_at: u64::MAX,
         spin: false,
+        idle_since: 0,
+        stop: false,
+        handle: None,
+        tid: 0,
         wake_late_ns: INITIAL_WAKE_LATE_NS,
         render_ns: u64::MAX,
     }),
@@ -176,6 +205,34 @@ impl Guard {
         Guard
     }
 
+    /// Wait for `retired` (the mutex is released meanwhile). References
+    /// from `state()` must not be held across the wait.
+    fn wait(&self) {
+        // SAFETY: this thread holds the mutex (the guard); the condition
+        // variable is valid.
+        unsafe { libc::pthread_cond_wait(SHARED.retired.get(), SHARED.mutex.get()) };
+    }
+
+    /// `wait`, until CLOCK_REALTIME `until_ns` at the latest; false once
+    /// that time has passed.
+    fn wait_until(&self, until_ns: u64) -> bool {
+        let deadline = libc::timespec {
+            tv_sec: (until_ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (until_ns % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: as in `wait`; `deadline` is a valid timespec.
+        let rc = unsafe {
+            libc::pthread_cond_timedwait(SHARED.retired.get(), SHARED.mutex.get(), &deadline)
+        };
+        rc != libc::ETIMEDOUT
+    }
+
+    /// Wake the threads waiting in `wait`.
+    fn notify(&self) {
+        // SAFETY: a valid condition variable.
+        unsafe { libc::pthread_cond_broadcast(SHARED.retired.get()) };
+    }
+
     #[allow(clippy::mut_from_ref)]
     fn state(&self) -> &mut State {
         // SAFETY: the mutex is held while the guard lives, so this is the only
@@ -193,9 +250,105 @@ impl Drop for Guard {
 }
 
 extern "C" fn before_fork() {
+    // An idle watchdog goes before the fork, as the stdlib's would have gone
+    // at cancel: the parent then forks with no thread of ours.
+    stop_idle_watchdog();
     // SAFETY: keep the state consistent across fork: no thread is halfway
     // through changing it. Released in both after_fork handlers.
     unsafe { libc::pthread_mutex_lock(SHARED.mutex.get()) };
+}
+
+/// Make an idle watchdog thread (nothing armed) exit now and wait until it
+/// has; also wait for one that is already exiting. A dump in progress is
+/// given `DUMP_WAIT_NS` to finish; a thread still inside one after that is
+/// left alone (its write may block for ever), and so is a thread that
+/// another thread arms meanwhile.
+fn stop_idle_watchdog() {
+    let guard = Guard::lock();
+    let give_up = realtime_ns().saturating_add(DUMP_WAIT_NS);
+    loop {
+        let state = guard.state();
+        if !state.thread_alive {
+            break;
+        }
+        if state
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.deadline_ns != u64::MAX)
+        {
+            // Armed (perhaps again, which withdrew a stop request): it stays.
+            return;
+        }
+        if state.dumping {
+            if !guard.wait_until(give_up) {
+                return;
+            }
+            continue;
+        }
+        if !state.stop {
+            state.stop = true;
+            // Wake it now (an absolute time in the past goes off at once).
+            let _ = set_timer(state, 1);
+        }
+        guard.wait();
+    }
+    // The thread has retired (or is about to return): join it.
+    let state = guard.state();
+    let (handle, tid) = (state.handle.take(), core::mem::take(&mut state.tid));
+    drop(guard);
+    if let Some(handle) = handle {
+        let _ = handle.join();
+        wait_until_gone(tid);
+    }
+}
+
+/// After `pthread_join`: wait (at most 100 ms) until the kernel has released
+/// the thread too. The join returns when the thread clears its thread id,
+/// a little before the kernel takes it out of the process's thread count,
+/// which is what `os.fork()` reads for its warning.
+fn wait_until_gone(tid: libc::pid_t) {
+    if tid <= 0 {
+        return;
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    for _ in 0..10_000 {
+        // SAFETY: signal 0 only checks that the thread exists.
+        let gone = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            return;
+        }
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000,
+        };
+        // SAFETY: a valid timespec; no remainder wanted.
+        unsafe { libc::nanosleep(&pause, core::ptr::null_mut()) };
+    }
+}
+
+/// How long `stop_idle_watchdog` waits for a dump in progress.
+const DUMP_WAIT_NS: u64 = 100_000_000;
+
+/// CLOCK_REALTIME in nanoseconds (the clock of `pthread_cond_timedwait`).
+fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// At interpreter exit: cancel, and let no watchdog thread outlive the
+/// interpreter (unless it is stuck in a dump's write).
+pub fn shutdown() {
+    cancel();
+    stop_idle_watchdog();
 }
 
 extern "C" fn after_fork_parent() {
@@ -214,6 +367,10 @@ extern "C" fn after_fork_child() {
         state.plan = None;
         state.thread_alive = false;
         state.dumping = false;
+        state.stop = false;
+        // The thread does not exist here: neither join nor detach it.
+        core::mem::forget(state.handle.take());
+        state.tid = 0;
         state.generation += 1;
         if state.timer_fd >= 0 {
             libc::close(state.timer_fd);
@@ -221,6 +378,7 @@ extern "C" fn after_fork_child() {
         state.timer_fd = -1;
         state.timer_at = u64::MAX;
         libc::pthread_mutex_init(SHARED.mutex.get(), core::ptr::null());
+        libc::pthread_cond_init(SHARED.retired.get(), core::ptr::null());
     }
 }
 
@@ -295,6 +453,11 @@ pub fn arm(
         state.timer_at = u64::MAX;
     }
     state.generation += 1;
+    if state.stop {
+        // A stop request for an idle watchdog is void now: it serves this plan.
+        state.stop = false;
+        guard.notify();
+    }
     let deadline_ns = now_ns().saturating_add(timeout_us.saturating_mul(1000));
     state.plan = Some(Plan {
         fd,
@@ -318,9 +481,13 @@ pub fn arm(
             .stack_size(256 * 1024)
             .spawn(move || watchdog_main(epoch));
         match spawned {
-            Ok(_) => {
+            Ok(handle) => {
                 state.thread_alive = true;
                 state.dumping = false;
+                state.stop = false;
+                // A replaced thread (exited, or stuck in a dump) is detached.
+                state.handle = Some(handle);
+                state.tid = 0;
             }
             Err(e) => {
                 state.plan = None;
@@ -344,12 +511,23 @@ pub fn cancel() {
     init();
     let guard = Guard::lock();
     let state = guard.state();
-    if state.plan.take().is_some() {
-        state.generation += 1;
-        PLAN_CHANGES.fetch_add(1, Ordering::Release);
+    let Some(plan) = state.plan.take() else {
+        return;
+    };
+    state.generation += 1;
+    PLAN_CHANGES.fetch_add(1, Ordering::Release);
+    if plan.deadline_ns == u64::MAX && !state.dumping {
+        // A one-shot plan that fired: idle since then already.
+        return;
     }
-    // The timer stays as it is: the watchdog wakes at that time, finds no
-    // plan and sleeps on. Reprogramming it would cost a system call.
+    state.idle_since = now_ns();
+    // The watchdog exits at the end of the grace period: make the timer go
+    // off by then. After the first cancel of a run of re-arms the timer is
+    // already that early, and neither arm nor cancel makes a system call.
+    let end_of_grace = state.idle_since.saturating_add(GRACE_NS);
+    if state.thread_alive && !state.dumping && state.timer_at > end_of_grace {
+        let _ = set_timer(state, end_of_grace);
+    }
 }
 
 /// What a timeout dump prints, copied from the plan.
@@ -375,6 +553,16 @@ struct Job {
 fn watchdog_main(epoch: u64) {
     block_all_signals();
     let mut scratch = Scratch::new();
+    {
+        let guard = Guard::lock();
+        let state = guard.state();
+        // What the last watchdog learnt about its renders.
+        scratch.render_ns = state.render_ns;
+        if state.epoch == epoch {
+            // SAFETY: gettid has no preconditions.
+            state.tid = unsafe { libc::gettid() };
+        }
+    }
     loop {
         let Some(job) = wait_for_job(epoch, &mut scratch) else {
             return;
@@ -426,7 +614,15 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
             return Some(take_job(state));
         }
         let wake_at = match (deadline, state.plan.as_ref()) {
-            (u64::MAX, _) | (_, None) => u64::MAX,
+            (u64::MAX, _) | (_, None) => {
+                // Nothing armed: exit once the grace period is over.
+                let end_of_grace = state.idle_since.saturating_add(GRACE_NS);
+                if state.stop || now >= end_of_grace {
+                    retire(&guard, state);
+                    return None;
+                }
+                end_of_grace
+            }
             (due, Some(plan)) => due.saturating_sub(lead_for(state, plan.timeout_us)),
         };
         let wait = match state.plan.as_ref() {
@@ -446,7 +642,7 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
                 if state.timer_at != wake_at && set_timer(state, wake_at).is_err() {
                     // Cannot happen with a valid timerfd and time; if it did,
                     // waiting on the timer could mean waiting forever.
-                    state.thread_alive = false;
+                    retire(&guard, state);
                     return None;
                 }
                 Wait::Sleep {
@@ -465,7 +661,8 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
                 let woke = now_ns();
                 let guard = Guard::lock();
                 let state = guard.state();
-                if woke >= state.timer_at {
+                // (A stop request's wake-up is no measure of lateness.)
+                if woke >= state.timer_at && !state.stop {
                     // Gone off (perhaps earlier than planned, reprogrammed by
                     // an arm): not armed any more.
                     learn_wake_latency(state, woke - state.timer_at);
@@ -492,6 +689,22 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
             }
         }
     }
+}
+
+/// The watchdog thread exits: it closes its timer (a later arm makes a new
+/// thread and timer). Called with the mutex held, by the current thread;
+/// `stop_idle_watchdog` is told.
+fn retire(guard: &Guard, state: &mut State) {
+    guard.notify();
+    if state.timer_fd >= 0 {
+        // SAFETY: the timerfd this module created; only the current watchdog
+        // thread reads it, and that is the caller.
+        unsafe { libc::close(state.timer_fd) };
+    }
+    state.timer_fd = -1;
+    state.timer_at = u64::MAX;
+    state.thread_alive = false;
+    state.stop = false;
 }
 
 /// Fold one wake-up's lateness into the smoothed figure.
@@ -555,6 +768,7 @@ fn settle(guard: &Guard, epoch: u64, job: &Job, ok: bool) -> bool {
         return false;
     }
     state.dumping = false;
+    guard.notify();
     if let Some(plan) = state
         .plan
         .as_mut()
@@ -567,6 +781,10 @@ fn settle(guard: &Guard, epoch: u64, job: &Job, ok: bool) -> bool {
         }
         if ok && plan.repeat {
             plan.deadline_ns = now_ns().saturating_add(plan.timeout_us.saturating_mul(1000));
+        } else {
+            // A one-shot timeout that fired (or a repeat whose dump failed,
+            // which the stdlib stops too): nothing is armed any more.
+            state.idle_since = now_ns();
         }
     }
     true
