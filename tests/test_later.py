@@ -425,3 +425,30 @@ def test_watchdog_is_gone_after_interpreter_exit(tmp_path):
     )
     assert result.returncode == 0, result.output
     assert result.stdout == "True\nTrue\n"
+
+
+def test_timeout_dump_larger_than_the_buffer(tmp_path):
+    """30 threads x 100 frames of 500-character file names: about 1.6 MB,
+    more than the 1 MiB the watchdog renders under HEAD_LOCK. Nothing is
+    cut: the rest is written as it is rendered, byte for byte the stdlib's."""
+    from helpers import PARKING
+
+    code = f"""
+        import time
+        # The parking code compiled under a 500-character file name.
+        long_name = "/" + "p" * 496 + ".py"
+        ns = {{}}
+        exec(compile({PARKING!r}, long_name, "exec"), ns)
+        ns["park_threads"]([120] * 30)
+        report = open("report.txt", "w")
+        def wait():
+            faulthandler.dump_traceback_later(0.05, file=report, exit=True)
+            time.sleep(60)
+        wait()
+    """
+    stdlib, lastwords = run_both(code, tmp_path)
+    assert stdlib.returncode == lastwords.returncode == 1
+    expected = (tmp_path / STDLIB / "report.txt").read_text()
+    got = (tmp_path / LASTWORDS / "report.txt").read_text()
+    assert len(expected) > 1_500_000
+    assert re.sub(r"0x[0-9a-f]{16}", "0xTHREAD", got) == re.sub(r"0x[0-9a-f]{16}", "0xTHREAD", expected)

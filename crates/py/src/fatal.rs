@@ -15,6 +15,14 @@
 //! `INSTALLED == true` sees the fd and previous actions stored before it.
 
 #![allow(unsafe_code)]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -255,7 +263,7 @@ fn die_of(signum: libc::c_int) -> ! {
         libc::sigaddset(&mut set, signum);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
         libc::raise(signum);
-        libc::_exit(128 + signum)
+        libc::_exit(signum.wrapping_add(128))
     }
 }
 

@@ -8,6 +8,14 @@
 //! Not async-signal-safe: for the watchdog thread only.
 
 #![allow(unsafe_code)]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -109,7 +117,7 @@ impl HeadLock {
                         return None;
                     }
                     std::thread::sleep(std::time::Duration::from_micros(50));
-                    waited += 50;
+                    waited = waited.saturating_add(50);
                 }
             }
         }

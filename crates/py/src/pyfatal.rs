@@ -11,6 +11,14 @@
 //! never stale: one is found only while a fatal error is in progress.
 
 #![allow(unsafe_code)]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -64,13 +72,13 @@ pub fn prepare() {
         let size = if found != 0 && !sym.is_null() {
             // SAFETY: when dladdr1 succeeds and sets it, `sym` points at the
             // symbol table entry of the loaded object, which stays mapped.
-            unsafe { (*sym.cast::<Elf64Sym>()).st_size as usize }
+            usize::try_from(unsafe { (*sym.cast::<Elf64Sym>()).st_size }).unwrap_or(0)
         } else {
             0
         };
         let size = if size == 0 { 256 } else { size };
         start.store(addr as usize, Ordering::Release);
-        end.store(addr as usize + size, Ordering::Release);
+        end.store((addr as usize).saturating_add(size), Ordering::Release);
     }
 }
 
@@ -99,14 +107,14 @@ pub fn in_progress(mem: &impl Memory, sp: usize) -> bool {
                 if is_entry_return(word) {
                     return true;
                 }
-                at += 8;
+                at = at.saturating_add(8);
             }
             return false;
         }
         if chunk.iter().any(|&word| is_entry_return(word)) {
             return true;
         }
-        at += size_of_val(&chunk);
+        at = at.saturating_add(size_of_val(&chunk));
     }
     false
 }
@@ -120,7 +128,10 @@ pub fn interrupted_sp(context: *mut libc::c_void) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers.
-        Some(unsafe { (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] } as usize)
+        let gregs = unsafe { &(*uc).uc_mcontext.gregs };
+        gregs
+            .get(libc::REG_RSP as usize)
+            .and_then(|&sp| usize::try_from(sp).ok())
     }
     #[cfg(target_arch = "aarch64")]
     {

@@ -4,6 +4,14 @@
 //! running at once in one process.
 
 #![allow(unsafe_code)]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
@@ -494,7 +502,7 @@ mod thread_start {
         // this call only; `info` and its program headers are valid for the
         // callback.
         let (object, info) = unsafe { (&mut *data.cast::<LoadedObject>(), &*info) };
-        let base = info.dlpi_addr as usize;
+        let base = usize::try_from(info.dlpi_addr).unwrap_or(0);
         if info.dlpi_phdr.is_null() {
             return 0;
         }
@@ -506,19 +514,24 @@ mod thread_start {
         let (mut dynamic, mut relro) = (0, (0, 0));
         let page = page_size();
         for h in headers {
-            let start = base.wrapping_add(h.p_vaddr as usize);
-            let end = start.wrapping_add(h.p_memsz as usize);
+            let start = base.wrapping_add(usize::try_from(h.p_vaddr).unwrap_or(0));
+            let end = start.wrapping_add(usize::try_from(h.p_memsz).unwrap_or(0));
+            let page_mask = !page.wrapping_sub(1);
             match h.p_type {
-                PT_LOAD if count < MAX_LOADS => {
-                    loads[count] = (start, end);
-                    count += 1;
+                PT_LOAD => {
+                    if let Some(slot) = loads.get_mut(count) {
+                        *slot = (start, end);
+                        count = count.saturating_add(1);
+                    }
                 }
                 PT_DYNAMIC => dynamic = start,
-                PT_GNU_RELRO => relro = (start & !(page - 1), end & !(page - 1)),
+                PT_GNU_RELRO => relro = (start & page_mask, end & page_mask),
                 _ => {}
             }
         }
-        if !loads[..count]
+        if !loads
+            .get(..count)
+            .unwrap_or(&[])
             .iter()
             .any(|&(start, end)| start <= object.anchor && object.anchor < end)
         {
@@ -546,7 +559,7 @@ mod thread_start {
         // glibc rewrites the table addresses of the dynamic section to absolute
         // ones; other loaders leave them relative to the load base.
         let absolute = |v: u64| {
-            let v = v as usize;
+            let v = usize::try_from(v).unwrap_or(0);
             if v < object.base {
                 object.base.wrapping_add(v)
             } else {
@@ -564,13 +577,13 @@ mod thread_start {
                 DT_NULL => break,
                 DT_SYMTAB => symtab = absolute(d.val),
                 DT_STRTAB => strtab = absolute(d.val),
-                DT_STRSZ => strsz = d.val as usize,
-                DT_SYMENT => syment = d.val as usize,
+                DT_STRSZ => strsz = usize::try_from(d.val).unwrap_or(0),
+                DT_SYMENT => syment = usize::try_from(d.val).unwrap_or(0),
                 DT_RELA => rela = absolute(d.val),
-                DT_RELASZ => relasz = d.val as usize,
-                DT_RELAENT => relaent = d.val as usize,
+                DT_RELASZ => relasz = usize::try_from(d.val).unwrap_or(0),
+                DT_RELAENT => relaent = usize::try_from(d.val).unwrap_or(0),
                 DT_JMPREL => jmprel = absolute(d.val),
-                DT_PLTRELSZ => pltrelsz = d.val as usize,
+                DT_PLTRELSZ => pltrelsz = usize::try_from(d.val).unwrap_or(0),
                 DT_PLTREL => pltrel = d.val as i64,
                 _ => {}
             }
@@ -593,11 +606,12 @@ mod thread_start {
             if table == 0 || relaent < core::mem::size_of::<Rela>() {
                 continue;
             }
-            for index in 0..size / relaent {
+            // relaent >= size_of::<Rela>() > 0 (checked above).
+            for index in 0..size.checked_div(relaent).unwrap_or(0) {
                 // SAFETY: inside the relocation table the dynamic section names.
                 let r = unsafe {
                     (table as *const u8)
-                        .add(index * relaent)
+                        .add(index.wrapping_mul(relaent))
                         .cast::<Rela>()
                         .read_unaligned()
                 };
@@ -605,18 +619,24 @@ mod thread_start {
                 if kind != R_X86_64_GLOB_DAT && kind != R_X86_64_JUMP_SLOT {
                     continue;
                 }
-                let sym_index = (r.info >> 32) as usize;
+                let Ok(sym_index) = usize::try_from(r.info >> 32) else {
+                    continue;
+                };
+                let Some(sym_at) = sym_index.checked_mul(syment) else {
+                    continue;
+                };
                 // SAFETY: the relocation's symbol index is into the object's own
                 // dynamic symbol table.
                 let sym = unsafe {
                     (symtab as *const u8)
-                        .add(sym_index * syment)
+                        .add(sym_at)
                         .cast::<Sym>()
                         .read_unaligned()
                 };
                 let offset = sym.name as usize;
+                let wanted = name.len().saturating_add(1);
                 if offset
-                    .checked_add(name.len() + 1)
+                    .checked_add(wanted)
                     .is_none_or(|end| strsz != 0 && end > strsz)
                 {
                     continue;
@@ -624,10 +644,14 @@ mod thread_start {
                 // SAFETY: a string of the string table, which is at least
                 // offset + name.len() + 1 bytes long (checked above).
                 let found = unsafe {
-                    core::slice::from_raw_parts((strtab as *const u8).add(offset), name.len() + 1)
+                    core::slice::from_raw_parts((strtab as *const u8).add(offset), wanted)
                 };
-                if &found[..name.len()] == name && found[name.len()] == 0 {
-                    slots.push(object.base.wrapping_add(r.offset as usize));
+                if found.strip_suffix(&[0]) == Some(name) {
+                    slots.push(
+                        object
+                            .base
+                            .wrapping_add(usize::try_from(r.offset).unwrap_or(0)),
+                    );
                 }
             }
         }
@@ -713,7 +737,7 @@ mod thread_start {
             .into_iter()
             .take(MAX_SLOTS)
         {
-            if addr % core::mem::align_of::<usize>() != 0 || !object.contains(addr) {
+            if !addr.is_multiple_of(core::mem::align_of::<usize>()) || !object.contains(addr) {
                 continue;
             }
             // SAFETY: a mapped, aligned GOT slot of the object.
@@ -723,8 +747,8 @@ mod thread_start {
             if current != real && !object.contains(current) {
                 continue;
             }
-            let relro_page =
-                (object.relro.0 <= addr && addr < object.relro.1).then_some(addr & !(page - 1));
+            let relro_page = (object.relro.0 <= addr && addr < object.relro.1)
+                .then_some(addr & !page.wrapping_sub(1));
             // SAFETY: as above; the page is the slot's own.
             if unsafe { swap_slot(addr, relro_page, current, hook) } {
                 patched.push(PatchedSlot {

@@ -6,6 +6,14 @@
 //! action (see `signals::call_previous`).
 
 #![allow(unsafe_code)]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 

@@ -46,16 +46,25 @@
 //! after fork, which `std::sync` cannot do.
 
 #![allow(unsafe_code)]
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
 use crate::cpython::walk::Walker;
+use crate::headlock::HeadLockGuard;
 use crate::memory::{BlockCache, Cached, PipeSlot, SafeLocal};
 use crate::report::text::TextReport;
 use crate::target;
-use crate::writer::{FdSink, FlushPolicy, Sink, SliceSink, Writer};
+use crate::writer::{FdSink, FlushPolicy, Sink, Writer};
 
 /// How long an idle watchdog (nothing armed) waits for a re-arm before it
 /// exits: longer than the gaps of back-to-back re-arms (pytest's per-test
@@ -371,7 +380,7 @@ extern "C" fn after_fork_child() {
         // The thread does not exist here: neither join nor detach it.
         core::mem::forget(state.handle.take());
         state.tid = 0;
-        state.generation += 1;
+        state.generation = state.generation.wrapping_add(1);
         if state.timer_fd >= 0 {
             libc::close(state.timer_fd);
         }
@@ -452,7 +461,7 @@ pub fn arm(
         state.timer_fd = timer_fd;
         state.timer_at = u64::MAX;
     }
-    state.generation += 1;
+    state.generation = state.generation.wrapping_add(1);
     if state.stop {
         // A stop request for an idle watchdog is void now: it serves this plan.
         state.stop = false;
@@ -474,7 +483,7 @@ pub fn arm(
         // No thread, or the thread is (maybe) stuck in a dump: start a new one
         // (it programs the timer itself); an old one exits when its dump
         // returns and it sees the new epoch.
-        state.epoch += 1;
+        state.epoch = state.epoch.wrapping_add(1);
         let epoch = state.epoch;
         let spawned = std::thread::Builder::new()
             .name("lastwords-watchdog".into())
@@ -514,7 +523,7 @@ pub fn cancel() {
     let Some(plan) = state.plan.take() else {
         return;
     };
-    state.generation += 1;
+    state.generation = state.generation.wrapping_add(1);
     PLAN_CHANGES.fetch_add(1, Ordering::Release);
     if plan.deadline_ns == u64::MAX && !state.dumping {
         // A one-shot plan that fired: idle since then already.
@@ -559,8 +568,7 @@ fn watchdog_main(epoch: u64) {
         // What the last watchdog learnt about its renders.
         scratch.render_ns = state.render_ns;
         if state.epoch == epoch {
-            // SAFETY: gettid has no preconditions.
-            state.tid = unsafe { libc::gettid() };
+            state.tid = crate::procfs::gettid();
         }
     }
     loop {
@@ -568,7 +576,7 @@ fn watchdog_main(epoch: u64) {
             return;
         };
         let ok = job.fd >= 0 && {
-            let rendered = scratch.render(&job.spec, HEAD_LOCK_WAIT_US);
+            let rendered = scratch.render(&job.spec, HEAD_LOCK_WAIT_US, Some(job.fd));
             scratch.write(job.fd, &rendered);
             rendered.ok
         };
@@ -611,7 +619,9 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
         if now >= deadline {
             LAST_FIRE[0].store(deadline, Ordering::Release);
             LAST_FIRE[1].store(now, Ordering::Release);
-            return Some(take_job(state));
+            if let Some(job) = take_job(state) {
+                return Some(job);
+            }
         }
         let wake_at = match (deadline, state.plan.as_ref()) {
             (u64::MAX, _) | (_, None) => {
@@ -665,7 +675,7 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
                 if woke >= state.timer_at && !state.stop {
                     // Gone off (perhaps earlier than planned, reprogrammed by
                     // an arm): not armed any more.
-                    learn_wake_latency(state, woke - state.timer_at);
+                    learn_wake_latency(state, woke.saturating_sub(state.timer_at));
                     state.timer_at = u64::MAX;
                 }
             }
@@ -680,7 +690,7 @@ fn wait_for_job(epoch: u64, scratch: &mut Scratch) -> Option<Job> {
                     // the caches, and leaves the list of pages the real dump
                     // re-reads in one call (60 -> 35 us measured for a small
                     // dump). HEAD_LOCK is only tried.
-                    scratch.render(&spec, 0);
+                    scratch.render(&spec, 0, None);
                     scratch.rehearsed = true;
                 }
                 while now_ns() < deadline && PLAN_CHANGES.load(Ordering::Acquire) == changes {
@@ -712,7 +722,8 @@ fn learn_wake_latency(state: &mut State, late_ns: u64) {
     // A wake-up seconds late (a suspended machine) says nothing about the
     // next one.
     let late_ns = late_ns.min(MAX_SPIN_MARGIN_NS);
-    state.wake_late_ns = (state.wake_late_ns * 7 + late_ns) / 8;
+    // Both are at most MAX_SPIN_MARGIN_NS: no overflow.
+    state.wake_late_ns = state.wake_late_ns.saturating_mul(7).saturating_add(late_ns) / 8;
 }
 
 /// How long before the deadline of a `timeout_us` timeout the timer goes
@@ -724,13 +735,19 @@ fn lead_for(state: &State, timeout_us: u64) -> u64 {
     if !state.spin {
         return 0;
     }
-    let margin = (2 * state.wake_late_ns + 20_000).clamp(MIN_SPIN_MARGIN_NS, MAX_SPIN_MARGIN_NS);
+    let margin = state
+        .wake_late_ns
+        .saturating_mul(2)
+        .saturating_add(20_000)
+        .clamp(MIN_SPIN_MARGIN_NS, MAX_SPIN_MARGIN_NS);
     let rehearsal = if state.render_ns <= MAX_REHEARSAL_NS {
         state.render_ns
     } else {
         0
     };
-    (margin + rehearsal).min(timeout_us.saturating_mul(100))
+    margin
+        .saturating_add(rehearsal)
+        .min(timeout_us.saturating_mul(100))
 }
 
 impl Plan {
@@ -744,8 +761,8 @@ impl Plan {
 }
 
 /// Turn the due plan into a job: duplicate its fd, mark it fired.
-fn take_job(state: &mut State) -> Job {
-    let plan = state.plan.as_mut().expect("take_job with a plan");
+fn take_job(state: &mut State) -> Option<Job> {
+    let plan = state.plan.as_mut()?;
     // SAFETY: dup of the plan's fd, which is open while the plan exists.
     let fd = unsafe { libc::fcntl(plan.fd, libc::F_DUPFD_CLOEXEC, 0) };
     plan.deadline_ns = u64::MAX;
@@ -756,7 +773,7 @@ fn take_job(state: &mut State) -> Job {
         generation: plan.generation,
     };
     state.dumping = true;
-    job
+    Some(job)
 }
 
 /// After a dump: exit the process if asked, schedule the next repeat.
@@ -801,11 +818,48 @@ fn block_all_signals() {
 }
 
 /// Room for one rendered dump: 100 threads × 100 frames of ordinary lines.
+/// A longer dump is written as it is rendered (see [`SpillSink`]).
 const DUMP_BUFFER_BYTES: usize = 1 << 20;
 /// How long the watchdog waits for HEAD_LOCK before walking without it.
 const HEAD_LOCK_WAIT_US: u64 = 100_000;
-/// Printed when a dump did not fit the buffer.
-const TRUNCATED: &[u8] = b"<dump truncated: more than 1 MiB>\n";
+
+/// Where a timeout dump is rendered: memory, while HEAD_LOCK is held (a
+/// slow or full fd must never hold up thread creation). When the buffer is
+/// full the lock is released, what is buffered is written to `fd` and the
+/// rest goes straight there: the walk goes on without the lock, on checked
+/// reads and validation as in a signal handler, and nothing is cut. A
+/// rehearsal (no fd) just drops what does not fit. Async-signal-safe.
+struct SpillSink<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    fd: Option<i32>,
+    lock: Option<HeadLockGuard>,
+    spilled: bool,
+}
+
+impl Sink for SpillSink<'_> {
+    /// Async-signal-safe.
+    fn write_all(&mut self, bytes: &[u8]) {
+        if !self.spilled {
+            let end = self.len.saturating_add(bytes.len());
+            if let Some(dst) = self.buf.get_mut(self.len..end) {
+                dst.copy_from_slice(bytes);
+                self.len = end;
+                return;
+            }
+            let Some(fd) = self.fd else {
+                return;
+            };
+            drop(self.lock.take());
+            FdSink(fd).write_all(self.buf.get(..self.len).unwrap_or(&[]));
+            self.len = 0;
+            self.spilled = true;
+        }
+        if let Some(fd) = self.fd {
+            FdSink(fd).write_all(bytes);
+        }
+    }
+}
 
 /// What the watchdog thread owns for its dumps, allocated once per thread
 /// (never on the fire path): the render buffer, the read cache, the pipe of
@@ -820,10 +874,10 @@ struct Scratch {
     rehearsed: bool,
 }
 
-/// The outcome of [`Scratch::render`]: `len` bytes of the buffer.
+/// The outcome of [`Scratch::render`]: `len` bytes of the buffer are left
+/// to write.
 struct Rendered {
     len: usize,
-    overflowed: bool,
     /// False when there was nothing to dump (the stdlib then stops repeating).
     ok: bool,
 }
@@ -843,20 +897,17 @@ impl Scratch {
     }
 
     /// `Timeout (H:MM:SS[.uuuuuu])!` and every thread, like the stdlib's
-    /// watchdog, rendered into the buffer.
+    /// watchdog, rendered into the buffer (and, past its size, written to
+    /// `fd` as it comes: see [`SpillSink`]; `fd` None: a rehearsal).
     ///
     /// The threads keep running while they are read. The walk holds
     /// HEAD_LOCK (waiting for it at most `head_lock_wait_us`), so no thread
     /// state is freed under it; without it, the walk relies on checked reads
     /// and validation. No allocation.
-    fn render(&mut self, spec: &DumpSpec, head_lock_wait_us: u64) -> Rendered {
+    fn render(&mut self, spec: &DumpSpec, head_lock_wait_us: u64, fd: Option<i32>) -> Rendered {
         let started = now_ns();
         let Some(target) = target::get() else {
-            return Rendered {
-                len: 0,
-                overflowed: false,
-                ok: false,
-            };
+            return Rendered { len: 0, ok: false };
         };
         let mem = Cached {
             inner: SafeLocal::new(&self.pipe),
@@ -874,10 +925,12 @@ impl Scratch {
             self.cache.clear();
         }
         let mut out = Writer::new(
-            SliceSink {
+            SpillSink {
                 buf: &mut self.buffer,
                 len: 0,
-                overflowed: false,
+                fd,
+                lock: head_lock,
+                spilled: false,
             },
             FlushPolicy::WhenFull,
         );
@@ -891,12 +944,8 @@ impl Scratch {
         .threads(true, spec.interp, 0, spec.max_threads)
         .is_ok();
         let sink = out.into_sink();
-        drop(head_lock);
-        let rendered = Rendered {
-            len: sink.len,
-            overflowed: sink.overflowed,
-            ok,
-        };
+        drop(sink.lock);
+        let rendered = Rendered { len: sink.len, ok };
         self.render_ns = now_ns().saturating_sub(started);
         rendered
     }
@@ -904,11 +953,7 @@ impl Scratch {
     /// Write what `render` left in the buffer, after the lock is released,
     /// so that a slow or full fd never holds up thread creation.
     fn write(&self, fd: i32, rendered: &Rendered) {
-        let mut out = FdSink(fd);
-        out.write_all(self.buffer.get(..rendered.len).unwrap_or(&[]));
-        if rendered.overflowed {
-            out.write_all(TRUNCATED);
-        }
+        FdSink(fd).write_all(self.buffer.get(..rendered.len).unwrap_or(&[]));
     }
 }
 
@@ -933,6 +978,12 @@ pub fn write_timeout_header<S: Sink>(out: &mut Writer<S>, timeout_us: u64) {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use crate::writer::VecSink;
