@@ -47,6 +47,9 @@ pub struct DumpOptions {
     /// The stdlib's text only: no process header, no names where the
     /// target's version does not print them, no GIL marker.
     pub stdlib_format: bool,
+    /// `--repeat N` (benchmarks): read the process N times, print the last
+    /// report and, on stderr, the time one walk took.
+    pub repeat: usize,
 }
 
 /// One process, dumped (or why not).
@@ -116,7 +119,7 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
         let cache = Box::new(BlockCache::new());
         if options.pause {
             let paused = attach::pause(pid, PAUSE_TIMEOUT)?;
-            let (threads, _) = render(&interp, &mem, &cache, options, false);
+            let (threads, _, _) = render(&interp, &mem, &cache, options, false);
             let resumed = paused.resume();
             Ok(Dumped {
                 interp,
@@ -125,10 +128,13 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
                 attempts: 1,
             })
         } else {
+            if options.repeat > 1 {
+                time_walks(&interp, &mem, &cache, options);
+            }
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let (threads, steady) = render(&interp, &mem, &cache, options, true);
+                let (threads, steady, _) = render(&interp, &mem, &cache, options, true);
                 if steady || attempts >= ATTEMPTS {
                     break Ok(Dumped {
                         interp,
@@ -147,12 +153,38 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
     }
 }
 
+/// `--repeat N`: walk and render the process N times (each with an empty
+/// cache, as one dump does) and say on stderr what one took, per dump and
+/// per frame.
+fn time_walks(
+    interp: &Interpreter,
+    mem: &ProcessMemory,
+    cache: &BlockCache,
+    options: &DumpOptions,
+) {
+    let started = std::time::Instant::now();
+    let mut frames = 0;
+    for _ in 0..options.repeat {
+        frames = render(interp, mem, cache, options, false).2;
+    }
+    let per_dump = started.elapsed().as_nanos() / options.repeat as u128;
+    eprintln!(
+        "lastwords: {} walks of process {}: {} frames each, {:.1} us per walk, {:.1} ns per frame",
+        options.repeat,
+        interp.pid,
+        frames,
+        per_dump as f64 / 1e3,
+        per_dump as f64 / frames.max(1) as f64
+    );
+}
+
 /// Records what a traversal did, for the checks of a dump of a running
-/// process: the thread states listed, and whether a thread moved.
+/// process: the thread states listed, whether a thread moved, frames listed.
 struct Watch<S> {
     inner: S,
     tstates: Vec<usize>,
     changed: bool,
+    frames: usize,
 }
 
 impl<M: Memory, S: ReportSink<M>> ReportSink<M> for Watch<S> {
@@ -168,6 +200,7 @@ impl<M: Memory, S: ReportSink<M>> ReportSink<M> for Watch<S> {
         walker: &Walker<'_, M>,
         frame: &lastwords_core::cpython::walk::Frame,
     ) -> bool {
+        self.frames += 1;
         self.inner.frame(walker, frame)
     }
     fn marker(&mut self, marker: Marker) {
@@ -197,16 +230,16 @@ fn format_for(interp: &Interpreter, options: &DumpOptions) -> Format {
     }
 }
 
-/// One walk of the target's threads into text or JSON; returns the bytes
-/// and whether nothing moved under the walk (always true when `checked` is
-/// false, for a paused target).
+/// One walk of the target's threads into text or JSON; returns the bytes,
+/// whether nothing moved under the walk (always true when `checked` is
+/// false, for a paused target), and how many frames were listed.
 fn render(
     interp: &Interpreter,
     mem: &ProcessMemory,
     cache: &BlockCache,
     options: &DumpOptions,
     checked: bool,
-) -> (Vec<u8>, bool) {
+) -> (Vec<u8>, bool, usize) {
     cache.clear();
     let cached = Cached { inner: *mem, cache };
     let types = interp.known_types();
@@ -246,23 +279,25 @@ fn render(
             inner: JsonSink::new(&mut out, options.limits.max_string),
             tstates: Vec::new(),
             changed: false,
+            frames: 0,
         };
         sink.inner.begin();
         let walked = traversal.all_threads(&mut sink, interp.interp_head, 0);
         if walked.is_ok() {
             sink.inner.finish();
         }
-        (sink.tstates, sink.changed, walked)
+        (sink.tstates, sink.changed, sink.frames, walked)
     } else {
         let mut sink = Watch {
             inner: TextSink::new(&mut out, format, options.limits.max_string),
             tstates: Vec::new(),
             changed: false,
+            frames: 0,
         };
         let walked = traversal.all_threads(&mut sink, interp.interp_head, 0);
-        (sink.tstates, sink.changed, walked)
+        (sink.tstates, sink.changed, sink.frames, walked)
     };
-    let (tstates, changed, walked) = watch;
+    let (tstates, changed, frames, walked) = watch;
     if let Err(why) = walked {
         // No thread to walk (the interpreter is finalizing, or its list was
         // torn): the stdlib's words, as a line of the report.
@@ -278,7 +313,7 @@ fn render(
     let bytes = out.into_sink().bytes;
     let steady = !checked
         || (!changed && same_thread_list(&fresh, interp, &tstates, options.limits.max_threads));
-    (bytes, steady)
+    (bytes, steady, frames)
 }
 
 /// Whether the interpreter's thread list, read again, is the one walked

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! lastwords [--file PATH] [--python PATH] run ARGS...   python ARGS..., with lastwords enabled
-//! lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] PID
+//! lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] [--repeat N] PID
 //! lastwords --version
 //! ```
 //!
@@ -41,6 +41,8 @@ Options of dump:
   --all           lift the limits (100 threads, 100 frames, 500 characters)
   --stdlib-format the stdlib's text only: no process header, no thread names
                   before 3.14, no GIL marker
+  --repeat N      (benchmarks) read the process N times, print the last report
+                  and, on stderr, the time a walk took
 
 Options (before the command):
   --file PATH     append crash reports to PATH instead of stderr
@@ -101,10 +103,16 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
         subprocesses: false,
         limits: lastwords_core::report::Limits::STDLIB,
         stdlib_format: false,
+        repeat: 1,
     };
     let mut pid = None;
-    for arg in args {
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         match arg.to_str() {
+            Some("--repeat") => match args.next().and_then(|n| n.to_str()?.parse().ok()) {
+                Some(n) if n >= 1 => options.repeat = n,
+                _ => return usage_error("--repeat needs a count of at least 1"),
+            },
             Some("--json") => options.json = true,
             Some("--pause") => options.pause = true,
             Some("--subprocesses") => options.subprocesses = true,
