@@ -50,6 +50,8 @@ pub struct DumpOptions {
     /// `--repeat N` (benchmarks): read the process N times, print the last
     /// report and, on stderr, the time one walk took.
     pub repeat: usize,
+    /// The walk alone, for `--repeat`: no thread names, no GIL holder.
+    pub walk_only: bool,
 }
 
 /// One process, dumped (or why not).
@@ -248,7 +250,7 @@ fn render(
     let fresh = Walker::new(mem, &interp.layout, types);
     let recheck = |tstate: usize| fresh.current_frame(tstate).ok();
     let format = format_for(interp, options);
-    let gil = if format.gil_marker || options.json {
+    let gil = if (format.gil_marker || options.json) && !options.walk_only {
         match interp.gil_holder(mem) {
             Ok(Some(t)) => GilHolder::ThreadState(t),
             Ok(None) => GilHolder::Nobody,
@@ -261,7 +263,7 @@ fn render(
         walker: &walker,
         limits: options.limits,
         shims_count: format.shims_count,
-        names: if format.thread_names || options.json {
+        names: if (format.thread_names || options.json) && !options.walk_only {
             ThreadNames::Process(u64::try_from(interp.pid).unwrap_or(0))
         } else {
             ThreadNames::None

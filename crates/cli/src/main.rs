@@ -104,6 +104,7 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
         limits: lastwords_core::report::Limits::STDLIB,
         stdlib_format: false,
         repeat: 1,
+        walk_only: false,
     };
     let mut pid = None;
     let mut args = args.into_iter();

@@ -32,6 +32,10 @@ pub struct BlockCache {
     blocks: UnsafeCell<[[u8; BLOCK]; BLOCKS]>,
     tags: [AtomicUsize; BLOCKS],
     next: AtomicUsize,
+    /// The slot of the last hit: most reads follow one in the same block
+    /// (a frame's fields, then its code object's), and checking it first
+    /// spares the scan of every tag.
+    last: AtomicUsize,
 }
 
 // SAFETY: only one dump at a time uses a given BlockCache (see above).
@@ -43,6 +47,7 @@ impl BlockCache {
             blocks: UnsafeCell::new([[0; BLOCK]; BLOCKS]),
             tags: [const { AtomicUsize::new(0) }; BLOCKS],
             next: AtomicUsize::new(0),
+            last: AtomicUsize::new(0),
         }
     }
 
@@ -192,10 +197,21 @@ impl<M: Memory> Cached<'_, M> {
 
     /// The slot holding the block at `base`, if cached. Async-signal-safe.
     fn slot_of(&self, base: usize) -> Option<usize> {
-        self.cache
+        let last = self.cache.last.load(Ordering::Relaxed);
+        if self
+            .cache
+            .tag(last)
+            .is_some_and(|t| t.load(Ordering::Relaxed) == base)
+        {
+            return Some(last);
+        }
+        let found = self
+            .cache
             .tags
             .iter()
-            .position(|t| t.load(Ordering::Relaxed) == base)
+            .position(|t| t.load(Ordering::Relaxed) == base)?;
+        self.cache.last.store(found, Ordering::Relaxed);
+        Some(found)
     }
 
     /// The slot holding a copy of the block at `base`, reading it if needed.
