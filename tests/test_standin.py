@@ -96,6 +96,7 @@ def test_install_refuses_where_lastwords_cannot_dump(tmp_path):
 PYTEST_SUITE = '''
 import sys, time
 import lastwords
+written = lambda timing: timing is not None and timing[2] >= timing[1] > 0
 
 def test_uses_lastwords():
     # The module pytest's faulthandler plugin imported and enabled.
@@ -105,7 +106,9 @@ def test_uses_lastwords():
     print("MARKER lastwords enabled by pytest")
 
 def test_hangs():
-    time.sleep(2.5)
+    # Hung until pytest's timeout (faulthandler_timeout=1) has fired
+    # lastwords' watchdog: it records when it began and wrote the dump.
+    while not written(lastwords._lastwords._last_timeout_timing()): time.sleep(0.01)
 
 def test_crashes():
     lastwords._sigsegv()
@@ -132,7 +135,7 @@ def test_pytest_timeout_dump_comes_from_lastwords(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stderr
     assert "Timeout (0:00:01)!\n" in out
-    assert 'test_target.py", line 13 in test_hangs\n' in out
+    assert 'test_target.py", line 16 in test_hangs\n' in out
     # The watchdog has no thread state, so the main thread is not "Current".
     assert "Current thread" not in out
 
@@ -142,7 +145,7 @@ def test_pytest_crash_report_comes_from_lastwords(tmp_path):
     assert proc.returncode == -signal.SIGSEGV
     out = proc.stderr
     assert out.count("Fatal Python error: Segmentation fault\n\n") == 1
-    assert 'test_target.py", line 16 in test_crashes\n' in out
+    assert 'test_target.py", line 19 in test_crashes\n' in out
 
 
 # A low-level module that creates isolated subinterpreters (3.12: the private
