@@ -170,7 +170,7 @@ def test_no_call_waits_for_a_stuck_dump(tmp_path):
         wait_until(lambda: open("second.txt").read().count("Timeout ("), "the second dump")
         faulthandler.cancel_dump_traceback_later()
         report.close()
-        print(caller.is_alive(), in_write(stuck), open("second.txt").read().count("Timeout (0:00:00.050000)!"))
+        print(caller.is_alive(), in_write(stuck), open("second.txt").read().count("Timeout (0:00:00.050000)!"), flush=True)
         os._exit(0)  # the stuck watchdog thread stays blocked until the end
         """,
         cwd=str(tmp_path),
