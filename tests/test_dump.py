@@ -3,7 +3,7 @@ under lastwords must print the same bytes."""
 
 import pytest
 
-from helpers import MINOR, PARKING, assert_same, run, run_both
+from helpers import MINOR, PARKING, assert_same, mask, run, run_both
 
 
 @pytest.mark.parametrize("all_threads", [True, False])
@@ -197,3 +197,30 @@ def test_frame_without_a_line(where, tmp_path):
     elif MINOR >= 10:
         assert "line ??? in inner\n" in lastwords.output
         assert "in outer\n" in lastwords.output
+
+
+@pytest.mark.skipif(MINOR < 14, reason="thread names are printed from 3.14 on")
+def test_current_thread_name_without_proc(tmp_path):
+    """With /proc unmounted (a minimal container), the stdlib still names
+    the current thread (pthread_getname_np asks the kernel for it): so does
+    lastwords, through prctl(PR_GET_NAME)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or shutil.which("umount") is None:
+        pytest.fail("unshare and umount (util-linux) are needed for this test")
+    code = "import faulthandler; faulthandler.dump_traceback(all_threads=True)"
+    outputs = []
+    for module in ("faulthandler", "lastwords"):
+        prog = code.replace("import faulthandler", f"import {module} as faulthandler")
+        proc = subprocess.run(
+            ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c",
+             'umount -l /proc && exec "$0" -c "$1"', sys.executable, prog],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stderr)
+    stdlib, lastwords = outputs
+    assert "Current thread 0x" in stdlib and "[" in stdlib.splitlines()[0], stdlib
+    assert mask(lastwords) == mask(stdlib)
