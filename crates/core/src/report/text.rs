@@ -223,6 +223,19 @@ fn copy_printable(src: &[u8], dst: &mut [u8]) -> usize {
         to.copy_from_slice(from);
         done = done.saturating_add(8);
     }
+    // The last few bytes as the word that ends the string (overlapping the
+    // bytes done), if the string reached its last word printable.
+    let len = src.len();
+    if len.saturating_sub(done) < 8
+        && done < len
+        && let Some(start) = len.checked_sub(8)
+        && let (Some(from), Some(to)) = (src.get(start..len), dst.get_mut(start..len))
+        && let Ok(word) = <[u8; 8]>::try_from(from)
+        && all_printable(u64::from_le_bytes(word))
+    {
+        to.copy_from_slice(from);
+        return len;
+    }
     let (Some(from), Some(to)) = (src.get(done..), dst.get_mut(done..)) else {
         return done;
     };
