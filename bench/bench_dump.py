@@ -39,7 +39,8 @@ process state:
 * ``--fatal-path``: the lastwords side is the fatal-signal path instead:
   ``lastwords._lastwords._rehearse_fatal_report(fd)`` writes exactly what the
   SIGSEGV handler would (``Fatal Python error: Segmentation fault``, all
-  threads, the extension-module list) through the same checked reader
+  threads, the extension-module list; from 3.14 without the C stack, which
+  the stdlib's side does not have either) through the same checked reader
   (process_vm_readv) and writing as the handler writes (4 KiB pieces with checked reads), but called from Python,
   without a signal. ``lastwords.enable(<fd on /dev/null>, all_threads=...)``
   is called once before the threads start (it picks the reader) and
@@ -151,7 +152,10 @@ class FatalPathEnabled:
     def __enter__(self):
         if self.args.fatal_path:
             self.fd = os.open(os.devnull, os.O_WRONLY)
-            lastwords.enable(self.fd, all_threads=self.args.all_threads)
+            # From 3.14 a fatal report also has the C stack, which the
+            # stdlib's side (dump_traceback) has not: leave it out of both.
+            extra = {"c_stack": False} if sys.version_info >= (3, 14) else {}
+            lastwords.enable(self.fd, all_threads=self.args.all_threads, **extra)
         return self
 
     def __exit__(self, *exc):
