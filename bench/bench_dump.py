@@ -15,6 +15,13 @@ process state:
   top); the main thread calls the dump function from its 50th frame. The
   measuring starts only after every worker has reported from its 50th frame
   (no sleeps). So the default dump is 10 threads x 50 frames = 500 frame lines.
+* ``--shape``: how the threads get that deep. ``recursive`` (the default):
+  through one recursive function, so most frames share a code object, a file
+  name and a line, as in deep recursion. ``distinct``: through a chain of
+  functions made for each thread, each with its own code object, function
+  name and file name: no two frames of the dump share anything, which is the
+  worst case for lastwords' per-dump caches (the stdlib has none: its time
+  hardly depends on the shape).
 * The output goes to a real file descriptor, so the write(2) calls are paid
   for: first an fd opened on /dev/null, then an fd on a regular temporary file
   (truncated before each call, outside the timed region).
@@ -32,7 +39,8 @@ process state:
 * ``--fatal-path``: the lastwords side is the fatal-signal path instead:
   ``lastwords._lastwords._rehearse_fatal_report(fd)`` writes exactly what the
   SIGSEGV handler would (``Fatal Python error: Segmentation fault``, all
-  threads, the extension-module list) through the same checked reader
+  threads, the extension-module list; from 3.14 without the C stack, which
+  the stdlib's side does not have either) through the same checked reader
   (process_vm_readv) and writing as the handler writes (4 KiB pieces with checked reads), but called from Python,
   without a signal. ``lastwords.enable(<fd on /dev/null>, all_threads=...)``
   is called once before the threads start (it picks the reader) and
@@ -57,6 +65,13 @@ interpreter's environment; Python 3.9+, no third-party packages)::
     python bench/bench_dump.py --fatal-path          # lastwords' fatal-signal path (see above)
     python bench/bench_dump.py --fatal-path --syscalls
     python bench/bench_dump.py --threads 10 --depth 50 --repeat 200 --no-all-threads
+    python bench/bench_dump.py --shape distinct     # no two frames alike
+
+On every interpreter of the machine, several runs each, with the range of
+each figure over the runs (what the README gives)::
+
+    scripts/bench                                   # 5 runs on 3.9-3.15
+    RUNS=3 BENCH_ARGS="--shape distinct" scripts/bench 3.11 3.14
 
 The stdlib stops a dump at 100 frames per thread and 100 threads: keep
 ``--depth`` and ``--threads`` at or below 100 to measure whole dumps.
@@ -137,7 +152,10 @@ class FatalPathEnabled:
     def __enter__(self):
         if self.args.fatal_path:
             self.fd = os.open(os.devnull, os.O_WRONLY)
-            lastwords.enable(self.fd, all_threads=self.args.all_threads)
+            # From 3.14 a fatal report also has the C stack, which the
+            # stdlib's side (dump_traceback) has not: leave it out of both.
+            extra = {"c_stack": False} if sys.version_info >= (3, 14) else {}
+            lastwords.enable(self.fd, all_threads=self.args.all_threads, **extra)
         return self
 
     def __exit__(self, *exc):
@@ -156,6 +174,31 @@ def _descend(remaining, fn, args):
     return _descend(remaining - 1, fn, args)
 
 
+# --shape: "recursive" (the default) descends through one function, as deep
+# recursion does; "distinct" through a chain of functions made for the call,
+# each with its own code object, name and file name, so that no two frames
+# of the dump (in any thread) share a code object or a string.
+SHAPE = "recursive"
+_GENERATED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "generated")
+_chains = 0
+
+
+def _distinct_chain(levels):
+    """A new chain of `levels` functions: the first calls the second, ..., the
+    last calls fn(*args). Returns the first."""
+    global _chains
+    _chains += 1
+    following = None
+    for k in reversed(range(levels)):
+        name = f"level_{_chains:02d}_{k:03d}"
+        body = "return fn(*args)" if following is None else "return following(fn, args)"
+        code = compile(f"def {name}(fn, args):\n    {body}\n", os.path.join(_GENERATED, f"{name}.py"), "exec")
+        namespace = {"following": following}
+        exec(code, namespace)
+        following = namespace[name]
+    return following
+
+
 def call_at_depth(depth, fn, *args):
     """Call fn(*args) so that fn's frame is the depth-th Python frame of this thread."""
     here = stack_depth(sys._getframe())  # this frame included
@@ -164,6 +207,8 @@ def call_at_depth(depth, fn, *args):
     extra = depth - here - 2
     if extra < 0:
         raise ValueError(f"--depth {depth} is too small: this thread needs at least {here + 2}")
+    if SHAPE == "distinct":
+        return _distinct_chain(extra + 1)(fn, args)
     return _descend(extra, fn, args)
 
 
@@ -398,7 +443,7 @@ def strace_writes(args, mode):
             "strace", "-f", "-c", "-e", "trace=write", "-o", out.name,
             sys.executable, os.path.abspath(__file__), "--_child", mode,
             "--threads", str(args.threads), "--depth", str(args.depth),
-            "--all-threads" if args.all_threads else "--no-all-threads",
+            "--all-threads" if args.all_threads else "--no-all-threads", "--shape", args.shape,
         ] + (["--fatal-path"] if args.fatal_path else [])  # fmt: skip
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
@@ -443,7 +488,8 @@ def print_report(report):
     print(f"python    {report['python']}")
     print(f"lastwords {report['lastwords']['version']} ({report['lastwords']['path']})")
     print(
-        f"state     {cfg['threads']} threads (main + {cfg['threads'] - 1} parked) x {cfg['depth']} frames;"
+        f"state     {cfg['threads']} threads (main + {cfg['threads'] - 1} parked) x {cfg['depth']} frames"
+        f" ({cfg['shape']} stacks);"
         f" all_threads={cfg['all_threads']}"
     )
     print(f"runs      {cfg['repeat']} timed calls each, after {cfg['warmup']} warm-up, interleaved; gc off")
@@ -509,6 +555,9 @@ def parse_args(argv=None):
                    help="also count write(2) calls per dump with strace")  # fmt: skip
     p.add_argument("--fatal-path", action="store_true",
                    help="lastwords side: _rehearse_fatal_report(fd), the fatal-signal report, after enable()")  # fmt: skip
+    p.add_argument("--shape", choices=["recursive", "distinct"], default="recursive",
+                   help="stacks through one recursive function (default), or through a distinct "
+                        "function, code object and file name for every frame")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--_child", choices=["none", *IMPLEMENTATIONS], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -520,6 +569,8 @@ def parse_args(argv=None):
         p.exit(2, "bench_dump.py: " + NO_REHEARSAL.format(
             path=os.path.dirname(lastwords.__file__), version=lastwords.__version__) + "\n")  # fmt: skip
     sys.setrecursionlimit(max(sys.getrecursionlimit(), args.depth + 100))
+    global SHAPE
+    SHAPE = args.shape
     return args
 
 
@@ -539,6 +590,7 @@ def main(argv=None):
         "config": {
             "threads": args.threads,
             "depth": args.depth,
+            "shape": args.shape,
             "all_threads": args.all_threads,
             "repeat": args.repeat,
             "warmup": args.warmup,

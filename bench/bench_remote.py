@@ -56,16 +56,24 @@ print("ready", flush=True)
 ev.wait()
 """
 
+# Run inside the sid root, in the same mount namespace as the target (the
+# RemoteUnwinder reads the target's files by the paths in its maps, which
+# are the host's from outside the root): starts the target, prints its pid,
+# and on "measure" times RemoteUnwinder.get_stack_trace() on it.
 UNWINDER = r"""
-import sys, time, _remote_debugging
-pid, n = int(sys.argv[1]), int(sys.argv[2])
-u = _remote_debugging.RemoteUnwinder(pid, all_threads=True)
+import subprocess, sys, time, _remote_debugging
+target = subprocess.Popen([sys.executable, sys.argv[1], "10", "50"], stdout=subprocess.PIPE, text=True)
+assert target.stdout.readline() == "ready\n"
+print(target.pid, flush=True)
+n = int(sys.stdin.readline())
+u = _remote_debugging.RemoteUnwinder(target.pid, all_threads=True)
 frames = sum(len(t[1]) for t in u.get_stack_trace())
 t0 = time.perf_counter_ns()
 for _ in range(n):
     u.get_stack_trace()
 per = (time.perf_counter_ns() - t0) / n
-print(frames, per)
+print(frames, per, flush=True)
+target.kill()
 """
 
 
@@ -150,27 +158,49 @@ def whole_command(versions, runs):
     return rows
 
 
+def lastwords_walk(lastwords, pid, repeat):
+    """ns per frame of `lastwords dump --repeat`, and the frames walked."""
+    out = subprocess.run([lastwords, "dump", "--repeat", str(repeat), str(pid)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+    # "lastwords: N walks of process P: F frames each, X us per walk, Y ns per frame"
+    words = out.stderr.split()
+    frames = int(words[words.index("frames") - 1])
+    return float(words[words.index("ns") - 1]), frames
+
+
 def walk(versions, repeat):
     lastwords = tool("lastwords")
     rows = []
     for version in versions:
-        t = Target(version, 10, 50)
+        if python_of(version) is not None:
+            t = Target(version, 10, 50)
+            try:
+                ours, frames = lastwords_walk(lastwords, t.pid, repeat)
+            finally:
+                t.close()
+            rows.append({"version": version, "frames": frames, "lastwords_ns_per_frame": ours})
+            continue
+        script = os.path.join(HERE, ".bench_target.py")
+        with open(script, "w") as f:
+            f.write(TARGET)
+        driver = subprocess.Popen(
+            [SID_ROOT, "run", "--bind", f"{TREE}:{GUEST}", f"python{version}", "-c", UNWINDER,
+             GUEST + script[len(TREE):]],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True,
+        )
         try:
-            out = subprocess.run([lastwords, "dump", "--repeat", str(repeat), str(t.pid)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
-            # "lastwords: N walks of process P: F frames each, X us per walk, Y ns per frame"
-            words = out.stderr.split()
-            frames = int(words[words.index("frames") - 1])
-            ours = float(words[words.index("per", words.index("us")) - 2]) * 1000
-            row = {"version": version, "frames": frames, "lastwords_ns_per_frame": ours / frames}
-            if python_of(version) is None:
-                un = subprocess.run([SID_ROOT, "run", f"python{version}", "-c", UNWINDER, str(t.pid), str(repeat)],
-                                    stdout=subprocess.PIPE, universal_newlines=True)
-                their_frames, per = un.stdout.split()
-                row["remote_unwinder_ns_per_frame"] = float(per) / int(their_frames)
-            rows.append(row)
+            pid = int(driver.stdout.readline())
+            ours, frames = lastwords_walk(lastwords, pid, repeat)
+            driver.stdin.write(f"{repeat}\n")
+            driver.stdin.flush()
+            their_frames, per = driver.stdout.readline().split()
+            rows.append({
+                "version": version, "frames": frames, "lastwords_ns_per_frame": ours,
+                "remote_unwinder_ns_per_frame": float(per) / int(their_frames),
+            })
         finally:
-            t.close()
+            driver.kill()
+            driver.wait()
     return rows
 
 

@@ -3,6 +3,8 @@
 
 #![allow(unsafe_code)]
 
+use core::sync::atomic::{AtomicI32, Ordering};
+
 /// The calling thread's kernel id. Through syscall(2), not glibc's
 /// `gettid()`, which only exists from glibc 2.30: the wheel must load on
 /// glibc 2.17. Async-signal-safe.
@@ -48,7 +50,9 @@ impl PathBuf64 {
 
     /// The path as a C string, if it fit. Async-signal-safe.
     fn c_str(&mut self) -> Option<*const libc::c_char> {
-        self.push(b"\0");
+        if self.len == 0 || self.bytes.get(self.len.wrapping_sub(1)) != Some(&0) {
+            self.push(b"\0");
+        }
         (!self.overflowed).then_some(self.bytes.as_ptr().cast())
     }
 }
@@ -57,9 +61,16 @@ impl PathBuf64 {
 /// trailing newline; None when it cannot be read or is empty.
 /// Async-signal-safe.
 fn read_small(path: &mut PathBuf64, buf: &mut [u8]) -> Option<usize> {
+    read_small_at(libc::AT_FDCWD, path, buf)
+}
+
+/// [`read_small`] of a path relative to the directory `dir` (or absolute).
+/// Async-signal-safe.
+fn read_small_at(dir: i32, path: &mut PathBuf64, buf: &mut [u8]) -> Option<usize> {
     let c_path = path.c_str()?;
-    // SAFETY: `c_path` is NUL-terminated and lives in `path`.
-    let fd = unsafe { libc::open(c_path, libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: `c_path` is NUL-terminated and lives in `path`; a `dir` that
+    // is not a directory (or not open) makes openat fail, nothing else.
+    let fd = unsafe { libc::openat(dir, c_path, libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         return None;
     }
@@ -79,7 +90,8 @@ fn read_small(path: &mut PathBuf64, buf: &mut [u8]) -> Option<usize> {
 /// never dereferences a `pthread_t`, which may belong to a thread that is
 /// gone. For the calling thread it asks the kernel directly
 /// (`prctl(PR_GET_NAME)`, as `pthread_getname_np` does for itself), which
-/// works without /proc. Async-signal-safe.
+/// works without /proc. Every call reads the name afresh: a renamed thread
+/// is never shown by an old name. Async-signal-safe.
 pub fn thread_name(tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
     if tid == 0 {
         return None;
@@ -99,9 +111,71 @@ pub fn thread_name(tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
         }
     }
     let mut path = PathBuf64::new();
-    path.push(b"/proc/self/task/").number(tid).push(b"/comm");
-    let n = read_small(&mut path, buf)?;
+    path.number(tid).push(b"/comm");
+    let n = TASK_DIR.read(&mut path, buf)?;
     buf.get(..n)
+}
+
+/// `/proc/self/task` of this process, opened on first use and kept open:
+/// a name is then read with `openat(dir, "<tid>/comm")`, which spares the
+/// kernel the lookup of `/proc/self/task` for every thread (a quarter of
+/// the cost of a name).
+///
+/// // # Internal workings
+///
+/// The descriptor is the process's, not lastwords' alone: the program may
+/// close it (a daemon closing every descriptor) and get its number again for
+/// another file, and a forked child inherits its parent's, which lists the
+/// parent's threads. Neither can give a wrong name: a tid is unique in the
+/// system, so `<tid>/comm` exists under no other process's task directory,
+/// and under anything that is not a `/proc` directory it does not exist
+/// either (under `/proc` itself it is the same thread's). So a read through
+/// the kept descriptor that fails is tried again through a fresh one: if
+/// that works, the fresh one is kept from then on (the old number is never
+/// closed: it may be someone else's by now); if it fails too (the thread is
+/// gone), it is closed and the kept one stays. Two dumps at once (a signal
+/// handler, the watchdog) may both open one; the first to publish wins and
+/// the other closes its own.
+struct TaskDir {
+    /// The kept descriptor, -1 before the first use.
+    fd: AtomicI32,
+}
+
+static TASK_DIR: TaskDir = TaskDir {
+    fd: AtomicI32::new(-1),
+};
+
+impl TaskDir {
+    /// Read `<dir>/<relative path>` into `buf` through the kept descriptor,
+    /// else through a fresh one (see the type's docs). Async-signal-safe.
+    fn read(&self, relative: &mut PathBuf64, buf: &mut [u8]) -> Option<usize> {
+        let kept = self.fd.load(Ordering::Acquire);
+        if kept >= 0
+            && let Some(n) = read_small_at(kept, relative, buf)
+        {
+            return Some(n);
+        }
+        let mut dir = PathBuf64::new();
+        dir.push(b"/proc/self/task");
+        let c_dir = dir.c_str()?;
+        // SAFETY: `c_dir` is NUL-terminated and lives in `dir`.
+        let fresh =
+            unsafe { libc::open(c_dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fresh < 0 {
+            return None;
+        }
+        let n = read_small_at(fresh, relative, buf);
+        let published = n.is_some()
+            && self
+                .fd
+                .compare_exchange(kept, fresh, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if !published {
+            // SAFETY: `fresh` was opened above and nothing else knows it.
+            unsafe { libc::close(fresh) };
+        }
+        n
+    }
 }
 
 /// The name of thread `tid` of process `pid` (`/proc/<pid>/task/<tid>/comm`),
@@ -138,5 +212,80 @@ mod tests {
         let mut buf = [0u8; 100];
         assert_eq!(thread_name(0, &mut buf), None);
         assert_eq!(thread_name(u64::MAX, &mut buf), None);
+    }
+
+    /// Open `path` (a directory) and return its fd.
+    fn open_dir(path: &str) -> i32 {
+        let c = std::ffi::CString::new(path).unwrap();
+        // SAFETY: a NUL-terminated path.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        assert!(fd >= 0, "open {path}");
+        fd
+    }
+
+    /// (device, inode) of an open fd.
+    fn identity(fd: i32) -> Option<(u64, u64)> {
+        // SAFETY: an all-zero stat is valid; fstat only writes into it.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: fstat writes into `st`.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    }
+
+    #[test]
+    fn names_of_other_threads_survive_the_kept_directory_being_taken() {
+        // A named thread that waits; its name is read from this thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::Builder::new()
+            .name("lw-kept-dir".into())
+            .spawn(move || {
+                tx.send(gettid() as u64).unwrap();
+                done_rx.recv().unwrap();
+            })
+            .unwrap();
+        let tid = rx.recv().unwrap();
+        let name = |tid| {
+            let mut buf = [0u8; 100];
+            thread_name(tid, &mut buf).map(|n| n.to_vec())
+        };
+        let expected = Some(b"lw-kept-dir".to_vec());
+        assert_eq!(name(tid), expected);
+        let kept = TASK_DIR.fd.load(Ordering::Acquire);
+        assert!(kept >= 0, "the directory is kept after a read");
+        assert_eq!(name(tid), expected);
+        assert_eq!(TASK_DIR.fd.load(Ordering::Acquire), kept, "and reused");
+        // The program closes the kept number and gets it again for other
+        // directories: `/`, another process's task list, /proc itself.
+        // Names stay right, and lastwords never closes what is not its own.
+        for other in ["/", "/proc/1/task", "/proc"] {
+            let kept = TASK_DIR.fd.load(Ordering::Acquire);
+            let fd = open_dir(other);
+            let before = identity(fd);
+            // SAFETY: dup2 onto the kept number closes lastwords' directory
+            // and puts `other` there, as a program closing fds might.
+            assert_eq!(unsafe { libc::dup2(fd, kept) }, kept);
+            // SAFETY: closing the fd opened above (its copy stays at `kept`).
+            unsafe { libc::close(fd) };
+            assert_eq!(name(tid), expected, "kept number now on {other}");
+            assert_eq!(name(tid), expected, "kept number now on {other}");
+            assert_eq!(identity(kept), before, "{other} was left open");
+            if other != "/proc" {
+                assert_ne!(
+                    TASK_DIR.fd.load(Ordering::Acquire),
+                    kept,
+                    "a fresh one is kept"
+                );
+            }
+            // SAFETY: the program's fd, not kept by lastwords any more
+            // (or, for /proc, closed under it: the next read reopens).
+            unsafe { libc::close(kept) };
+        }
+        assert_eq!(name(tid), expected);
+        done_tx.send(()).unwrap();
+        worker.join().unwrap();
+        // The thread is gone: no name, and the kept directory stays.
+        let kept = TASK_DIR.fd.load(Ordering::Acquire);
+        assert_eq!(name(tid), None);
+        assert_eq!(TASK_DIR.fd.load(Ordering::Acquire), kept);
     }
 }

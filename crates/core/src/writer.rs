@@ -158,7 +158,23 @@ impl<S: Sink> Writer<S> {
     }
 
     /// Append raw bytes. Async-signal-safe.
-    pub fn bytes(&mut self, mut bytes: &[u8]) {
+    #[inline]
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        // The usual case, inlined: the piece fits (for a constant piece, a
+        // copy of known size, without a call).
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+            self.len = end;
+        } else {
+            self.bytes_spilling(bytes);
+        }
+    }
+
+    /// Append bytes that do not fit in the buffer's free space.
+    /// Async-signal-safe.
+    #[inline(never)]
+    fn bytes_spilling(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             if self.len >= BUFFER_SIZE {
                 self.flush();
@@ -176,12 +192,34 @@ impl<S: Sink> Writer<S> {
         }
     }
 
+    /// The free space at the end of the buffer, at least `n` bytes of it
+    /// (flushing first if fewer are free), for a caller that fills it in
+    /// place and then [`commit`](Self::commit)s what it wrote; None when `n`
+    /// exceeds the buffer. Async-signal-safe.
+    pub fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > BUFFER_SIZE {
+            return None;
+        }
+        if BUFFER_SIZE.saturating_sub(self.len) < n {
+            self.flush();
+        }
+        self.buf.get_mut(self.len..)
+    }
+
+    /// Count `n` bytes of the space handed out by [`spare`](Self::spare) as
+    /// written (at most what is free). Async-signal-safe.
+    pub fn commit(&mut self, n: usize) {
+        self.len = self.len.saturating_add(n).min(BUFFER_SIZE);
+    }
+
     /// Append a string. Async-signal-safe.
+    #[inline]
     pub fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
 
     /// Append one byte. Async-signal-safe.
+    #[inline]
     pub fn byte(&mut self, b: u8) {
         if self.len >= BUFFER_SIZE {
             self.flush();
@@ -201,10 +239,38 @@ impl<S: Sink> Writer<S> {
         }
     }
 
-    /// Decimal, like `_Py_DumpDecimal`. Async-signal-safe.
+    /// Decimal, like `_Py_DumpDecimal`. Numbers of up to 8 digits (line
+    /// numbers) are assembled in a register and stored with one write.
+    /// Async-signal-safe.
     pub fn decimal(&mut self, value: u64) {
-        let mut digits = [0u8; 20];
-        self.bytes(format_decimal(value, &mut digits));
+        if value >= 100_000_000 {
+            let mut digits = [0u8; 20];
+            self.bytes(format_decimal(value, &mut digits));
+            return;
+        }
+        // The last digit in the first byte, shifted up as more come: the
+        // first digit ends up in the lowest byte (the first in memory).
+        let mut word: u64 = 0;
+        let mut count: usize = 0;
+        let mut rest = value;
+        loop {
+            word = word.wrapping_shl(8) | (rest % 10);
+            count = count.saturating_add(1);
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        // Digits 0-9 OR 0x30 are b'0'-b'9'; the bytes past `count` are
+        // written but not kept.
+        let bytes = (word | 0x3030_3030_3030_3030).to_le_bytes();
+        if let Some(dst) = self
+            .spare(bytes.len())
+            .and_then(|s| s.get_mut(..bytes.len()))
+        {
+            dst.copy_from_slice(&bytes);
+            self.commit(count);
+        }
     }
 
     /// Decimal, zero-padded to at least `width` digits (the `%02lu` and
@@ -313,6 +379,43 @@ mod tests {
             s,
             "0 1234567890123 00000000007f12ab e9 ffffffffffffffff 07 123 000500"
         );
+    }
+
+    #[test]
+    fn decimals_and_in_place_writes_spill_whole() {
+        // Every power of ten and its neighbours, and u64::MAX, each starting
+        // at every offset near the end of the buffer: a number is never cut
+        // by a flush, and always equals Rust's formatting.
+        let mut values = vec![0, u64::MAX];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1]);
+            p = next;
+        }
+        for value in values {
+            for fill in BUFFER_SIZE - 22..=BUFFER_SIZE {
+                let (s, writes) = render(FlushPolicy::WhenFull, |w| {
+                    w.bytes(&vec![b'.'; fill]);
+                    w.decimal(value);
+                });
+                assert_eq!(s[fill..], value.to_string(), "{value} after {fill}");
+                assert!(writes <= 2);
+            }
+        }
+        // spare() hands out room for at least what is asked (after a flush
+        // if needed), never more than the buffer; commit() keeps that much.
+        let (s, writes) = render(FlushPolicy::WhenFull, |w| {
+            w.bytes(&[b'a'; BUFFER_SIZE - 3]);
+            let room = w.spare(5).unwrap();
+            assert!(room.len() >= 5);
+            room[..5].copy_from_slice(b"bcdef");
+            w.commit(5);
+            assert!(w.spare(BUFFER_SIZE).is_some());
+            assert!(w.spare(BUFFER_SIZE + 1).is_none());
+        });
+        assert_eq!(s.len(), BUFFER_SIZE + 2);
+        assert!(s.ends_with("abcdef"));
+        assert_eq!(writes, 2);
     }
 
     #[test]

@@ -79,10 +79,28 @@ pub struct Walker<'a, M: Memory> {
     /// offset): deep recursion repeats the same few frames, and decoding a
     /// line table is the walker's most expensive step.
     lines: [Cell<(usize, i64, i32)>; LINE_CACHE],
+    /// Bytes of a code object up to the end of the last field `frame` reads.
+    code_head: usize,
 }
 
-/// Entries of the per-walk line cache (a power of two).
-const LINE_CACHE: usize = 16;
+/// Bytes of a code object that hold every field the walker reads, on every
+/// version.
+const CODE_HEAD: usize = 256;
+
+/// Entries of the per-walk line cache (even: slots come in pairs).
+const LINE_CACHE: usize = 64;
+
+/// The even slot of the pair of slots for `key` (an object address, or one
+/// mixed with more) in a per-walk table of `slots` (even) entries: a
+/// multiplicative hash of the key without its low four bits (objects are
+/// 16-byte aligned). Async-signal-safe.
+pub(crate) fn pair_index(key: u64, slots: usize) -> usize {
+    let mixed = (key >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The high bits are the best mixed.
+    let pairs = (slots / 2) as u64;
+    let pair = (mixed >> 32).checked_rem(pairs).unwrap_or(0);
+    usize::try_from(pair).unwrap_or(0).wrapping_mul(2)
+}
 
 /// An address that may be followed: aligned (NULL is allowed and returned as
 /// 0). Async-signal-safe.
@@ -109,6 +127,17 @@ impl<'a, M: Memory> Walker<'a, M> {
             layout,
             types,
             lines: [const { Cell::new((0, 0, 0)) }; LINE_CACHE],
+            code_head: [
+                (layout.code_filename, 8),
+                (layout.ob_type, 8),
+                (layout.code_name, 8),
+                (layout.code_linetable, 8),
+                (layout.code_firstlineno, 4),
+            ]
+            .iter()
+            .map(|&(offset, width)| offset.saturating_add(width))
+            .max()
+            .unwrap_or(0),
         }
     }
 
@@ -206,7 +235,9 @@ impl<'a, M: Memory> Walker<'a, M> {
     }
 
     /// Resolve a frame: its code's file name and function name, and the line
-    /// being executed. Async-signal-safe.
+    /// being executed. Inlined: a result handed back through memory costs
+    /// a store-forwarding stall when read as a whole. Async-signal-safe.
+    #[inline(always)]
     pub fn frame(&self, frame: usize) -> WalkResult<Frame> {
         let l = self.layout;
         let frame = pointer(frame)?;
@@ -216,24 +247,25 @@ impl<'a, M: Memory> Walker<'a, M> {
             return Err(WalkError::Malformed(frame));
         }
         // One read for the code object's fields we need: they all sit in its
-        // first 256 bytes on every version. Read no further than the last of
-        // them, so that the read stays inside the object.
-        let need = [
-            (l.code_filename, 8),
-            (l.ob_type, 8),
-            (l.code_name, 8),
-            (l.code_linetable, 8),
-            (l.code_firstlineno, 4),
-        ]
-        .iter()
-        .map(|&(offset, width)| offset.saturating_add(width))
-        .max()
-        .unwrap_or(0);
-        let mut head = [0u8; 256];
-        let Some(wanted) = head.get_mut(..need) else {
+        // first CODE_HEAD bytes on every version. Read no further than the
+        // last of them, so that the read stays inside the object.
+        let need = self.code_head;
+        if need > CODE_HEAD {
             return Err(WalkError::Malformed(code));
+        }
+        // In place where the reader allows it (plain loads: no copy to read
+        // back), else copied.
+        let copy;
+        let head: &[u8] = match self.mem.direct(code, need) {
+            Some(head) => head,
+            None => {
+                let mut buf = [0u8; CODE_HEAD];
+                self.mem
+                    .read_bytes(code, buf.get_mut(..need).unwrap_or(&mut []))?;
+                copy = buf;
+                copy.get(..need).unwrap_or(&[])
+            }
         };
-        self.mem.read_bytes(code, wanted)?;
         let field = |offset: usize| -> usize {
             head.get(offset..offset.saturating_add(8))
                 .and_then(|s| s.try_into().ok())
@@ -262,28 +294,43 @@ impl<'a, M: Memory> Walker<'a, M> {
                 (instr as i64).wrapping_sub(at(code, code_adaptive)? as i64)
             }
         };
-        // The cache slot: a cheap mix of the code address and the offset.
-        let slot_index = ((code >> 4) ^ ((addr as u64 >> 1) as usize)) % LINE_CACHE;
-        let line = match self.lines.get(slot_index) {
-            Some(slot) => match slot.get() {
-                (c, a, line) if c == code && a == addr => line,
-                _ => {
-                    let line = self.line_for(linetable, firstlineno, addr);
-                    slot.set((code, addr, line));
-                    line
-                }
-            },
-            None => self.line_for(linetable, firstlineno, addr),
-        };
         Ok(Frame {
             filename,
             name,
-            line,
+            line: self.cached_line(code, addr, linetable, firstlineno),
         })
     }
 
-    /// `PyCode_Addr2Line`: read the line table (a bytes object) through a small
-    /// window and decode it. Async-signal-safe.
+    /// The line of instruction offset `addr` of `code`, from the per-walk
+    /// cache or decoded (and cached). The cache is two-way: a pair of
+    /// neighbouring slots per (code, offset), the older entry replaced.
+    /// Async-signal-safe.
+    #[inline]
+    fn cached_line(&self, code: usize, addr: i64, linetable: usize, firstlineno: i32) -> i32 {
+        // Two slots: an even index and the odd one after it.
+        let first = pair_index((code as u64) ^ ((addr as u64) << 4), LINE_CACHE);
+        let (Some(a), Some(b)) = (self.lines.get(first), self.lines.get(first | 1)) else {
+            return self.line_for(linetable, firstlineno, addr);
+        };
+        for slot in [a, b] {
+            if let (c, off, line) = slot.get()
+                && c == code
+                && off == addr
+            {
+                return line;
+            }
+        }
+        let line = self.line_for(linetable, firstlineno, addr);
+        // The newest entry goes first, the one it displaces second.
+        b.set(a.get());
+        a.set((code, addr, line));
+        line
+    }
+
+    /// `PyCode_Addr2Line`: decode the line table (a bytes object) where it
+    /// is if the reader allows, else read through a small window.
+    /// Async-signal-safe.
+    #[inline(never)]
     fn line_for(&self, table: usize, firstlineno: i32, addr: i64) -> i32 {
         let Ok(table) = pointer(table) else {
             return -1;
@@ -302,8 +349,14 @@ impl<'a, M: Memory> Walker<'a, M> {
             Ok(Ok(n)) if n < (1 << 24) => n,
             _ => return -1,
         };
-        let bytes = ByteStream::new(self.mem, data, len);
-        lines::addr_to_line(self.layout.line_table, bytes, firstlineno, addr)
+        let format = self.layout.line_table;
+        match self.mem.direct(data, len) {
+            Some(bytes) => lines::addr_to_line(format, bytes.iter().copied(), firstlineno, addr),
+            None => {
+                let bytes = ByteStream::new(self.mem, data, len);
+                lines::addr_to_line(format, bytes, firstlineno, addr)
+            }
+        }
     }
 
     // ---- objects -----------------------------------------------------------
@@ -315,7 +368,8 @@ impl<'a, M: Memory> Walker<'a, M> {
 
     /// The object as a string if it is a `str` (a `PyUnicode_Check`), or on
     /// 2.7 a byte string (`PyString_Check`, what 2.7's code objects hold),
-    /// else None. Async-signal-safe.
+    /// else None. Inlined, like `frame`. Async-signal-safe.
+    #[inline(always)]
     pub fn str(&self, obj: usize) -> WalkResult<Option<Str>> {
         if obj == 0 {
             return Ok(None);

@@ -24,6 +24,15 @@ impl Memory for LocalUnchecked {
         }
         Ok(())
     }
+
+    /// Async-signal-safe.
+    fn direct(&self, addr: usize, len: usize) -> Option<&[u8]> {
+        plausible(addr, len).ok()?;
+        // SAFETY: as in `read_bytes`: the range is part of a structure the
+        // interpreter keeps alive and does not change while the caller holds
+        // the GIL, for as long as this reader is borrowed (one dump).
+        Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+    }
 }
 
 /// Reads of this process through `process_vm_readv(2)`: an unreadable address

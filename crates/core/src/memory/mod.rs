@@ -91,6 +91,15 @@ pub trait Memory {
         false
     }
 
+    /// The `len` bytes at `addr` in place, without a copy, from a reader of
+    /// this very process whose reads are plain loads of memory that stays
+    /// put during the dump ([`LocalUnchecked`]); None from every other
+    /// reader, and for a range a plain read would refuse. Lets the hot paths
+    /// scan strings and code objects where they are. Async-signal-safe.
+    fn direct(&self, _addr: usize, _len: usize) -> Option<&[u8]> {
+        None
+    }
+
     /// A hint that the objects at `addrs` are about to be read: a caching
     /// reader may fetch their blocks together. Never changes what a later
     /// read returns. Async-signal-safe.

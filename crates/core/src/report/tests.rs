@@ -14,24 +14,36 @@ use crate::memory::{BadAddress, Memory};
 use crate::writer::{FlushPolicy, VecSink, Writer};
 
 /// Sparse memory: regions of bytes at addresses; anything else is unmapped.
+/// With `in_place`, it also lends its bytes in place (`direct`), as plain
+/// loads of this process do.
 #[derive(Default)]
 struct FakeMemory {
     regions: BTreeMap<usize, Vec<u8>>,
+    in_place: bool,
 }
 
-impl Memory for FakeMemory {
-    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+impl FakeMemory {
+    fn slice(&self, addr: usize, len: usize) -> Result<&[u8], BadAddress> {
         let (&start, bytes) = self
             .regions
             .range(..=addr)
             .next_back()
             .ok_or(BadAddress(addr))?;
         let offset = addr - start;
-        let src = bytes
-            .get(offset..offset.checked_add(dst.len()).ok_or(BadAddress(addr))?)
-            .ok_or(BadAddress(addr))?;
-        dst.copy_from_slice(src);
+        bytes
+            .get(offset..offset.checked_add(len).ok_or(BadAddress(addr))?)
+            .ok_or(BadAddress(addr))
+    }
+}
+
+impl Memory for FakeMemory {
+    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        dst.copy_from_slice(self.slice(addr, dst.len())?);
         Ok(())
+    }
+
+    fn direct(&self, addr: usize, len: usize) -> Option<&[u8]> {
+        self.in_place.then(|| self.slice(addr, len).ok()).flatten()
     }
 }
 
@@ -261,6 +273,116 @@ fn text(interp: &Interp, current: usize, format: Format, limits: Limits) -> Stri
 
 fn stdlib_text(interp: &Interp, current: usize) -> String {
     text(interp, current, Format::for_minor(11), Limits::STDLIB)
+}
+
+/// The text of a report read in place and read by copies: the same.
+fn same_both_ways(interp: &mut Interp, current: usize, format: Format) -> String {
+    interp.mem.in_place = false;
+    let copied = text(interp, current, format, Limits::STDLIB);
+    interp.mem.in_place = true;
+    let in_place = text(interp, current, format, Limits::STDLIB);
+    interp.mem.in_place = false;
+    assert_eq!(in_place, copied);
+    copied
+}
+
+#[test]
+fn reads_in_place_print_what_copies_print() {
+    // Names around the word size and the string limit, printable or not,
+    // one-byte and wider, each used by many frames (the report's memo of
+    // strings and the walker's line cache see them again and again).
+    let mut i = Interp::new();
+    let mut names: Vec<String> = [
+        "",
+        "a",
+        "abcdefg",
+        "abcdefgh",
+        "abcdefghi",
+        "tab\there",
+        "nl\n",
+        "é",
+        "~\x7f~",
+        "中",
+        "\u{1F600}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    names.extend([
+        "y".repeat(499),
+        "y".repeat(500),
+        "y".repeat(501),
+        "\x01".repeat(500),
+    ]);
+    let mut frames = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        frames.push((name.as_str(), name.as_str(), k as i32 + 1));
+    }
+    let mut expected = String::new();
+    for (k, name) in names.iter().enumerate() {
+        let escaped: String = name
+            .chars()
+            .take(500)
+            .map(|c| match c as u32 {
+                0x20..=0x7e => c.to_string(),
+                n @ 0..=0xff => format!("\\x{n:02x}"),
+                n @ 0x100..=0xffff => format!("\\u{n:04x}"),
+                n => format!("\\U{n:08x}"),
+            })
+            .collect();
+        let cut = if name.chars().count() > 500 {
+            "..."
+        } else {
+            ""
+        };
+        expected.push_str(&format!(
+            "  File \"{escaped}{cut}\", line {} in {escaped}{cut}\n",
+            k + 1
+        ));
+    }
+    let main = i.thread(1, &frames);
+    // A second thread runs each of those frames' code three times in a row
+    // (copies of the frames: the same code and string objects again).
+    let w = i.walker();
+    let mut list = Vec::new();
+    let mut frame = w.current_frame(main).unwrap();
+    while frame != 0 {
+        list.push(frame);
+        frame = w.previous_frame(frame).unwrap();
+    }
+    let mut previous = 0;
+    for &frame in list.iter().rev() {
+        for _ in 0..3 {
+            let bytes = i.mem.slice(frame, 128).unwrap().to_vec();
+            let copy = i.alloc(128);
+            i.mem.put(copy, &bytes);
+            i.mem
+                .put_u64(copy + i.layout.frame_previous, previous as u64);
+            previous = copy;
+        }
+    }
+    let other = i.thread(2, &[]);
+    let FramePath::ViaCFrame {
+        cframe,
+        current_frame,
+    } = i.layout.tstate_frame
+    else {
+        unreachable!("3.11 reaches frames through the cframe");
+    };
+    let cf = i.mem.slice(other + cframe, 8).unwrap();
+    let cf = usize::from_ne_bytes(cf.try_into().unwrap());
+    i.mem.put_u64(cf + current_frame, previous as u64);
+    let tripled: String = expected
+        .lines()
+        .map(|line| format!("{line}\n{line}\n{line}\n"))
+        .collect();
+    assert_eq!(
+        same_both_ways(&mut i, main, Format::for_minor(11)),
+        format!(
+            "Thread 0x0000000000000002 (most recent call first):\n{tripled}\n\
+             Current thread 0x0000000000000001 (most recent call first):\n{expected}"
+        )
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::{
     GilHolder, Limits, MAX_STRING_LENGTH, Marker, ReportSink, ThreadHeader, ThreadNames,
     ThreadsEnd, Traversal,
 };
-use crate::cpython::walk::{Frame, Str, Walker};
+use crate::cpython::walk::{Frame, Str, Walker, pair_index};
 use crate::memory::Memory;
 use crate::writer::{Sink, Writer};
 
@@ -107,45 +107,165 @@ impl ModuleFilter {
 
 /// A string as `_Py_DumpASCII` writes it: the first `max` code points,
 /// escaped, then `...` if it was longer. One-byte strings (the usual file and
-/// function names) are read in one piece and their printable runs copied
-/// whole. Async-signal-safe.
+/// function names) are read in one piece (in place where the reader allows)
+/// and copied in printable runs, checked a word at a time. Async-signal-safe.
 pub fn write_str<M: Memory, S: Sink>(
     walker: &Walker<'_, M>,
     out: &mut Writer<S>,
     s: Str,
     max: usize,
 ) {
+    write_str_plain(walker, out, s, max);
+}
+
+/// [`write_str`], returning whether the string was written as it is in
+/// memory: one-byte, nothing escaped, nothing cut (a later copy of those
+/// bytes writes the same text). Async-signal-safe.
+fn write_str_plain<M: Memory, S: Sink>(
+    walker: &Walker<'_, M>,
+    out: &mut Writer<S>,
+    s: Str,
+    max: usize,
+) -> bool {
     let shown = s.length.min(max);
-    let mut latin1 = [0u8; MAX_STRING_LENGTH];
-    let fast = s.kind == 1
-        && latin1
-            .get_mut(..shown)
-            .is_some_and(|dst| walker.mem.read_bytes(s.data, dst).is_ok());
-    if fast {
-        let mut rest = latin1.get(..shown).unwrap_or(&[]);
-        while !rest.is_empty() {
-            let run = rest
-                .iter()
-                .take_while(|b| (0x20..=0x7e).contains(*b))
-                .count();
-            let (printable, tail) = rest.split_at(run);
-            out.bytes(printable);
-            match tail.split_first() {
-                Some((&b, tail)) => {
-                    out.escaped_char(u32::from(b));
-                    rest = tail;
-                }
-                None => rest = tail,
-            }
-        }
+    let latin1 = if s.kind == 1 {
+        write_latin1(walker.mem, out, s.data, shown)
     } else {
+        None
+    };
+    if latin1.is_none() {
         for ch in walker.chars(s).take(max) {
             out.escaped_char(ch);
         }
     }
     if s.length > max {
         out.str("...");
+        return false;
     }
+    latin1 == Some(true)
+}
+
+/// `len` one-byte code points at `data`, escaped: None (nothing written) if
+/// they cannot be read in one piece, else whether they were written as they
+/// are (nothing escaped). Async-signal-safe.
+fn write_latin1<M: Memory, S: Sink>(
+    mem: &M,
+    out: &mut Writer<S>,
+    data: usize,
+    len: usize,
+) -> Option<bool> {
+    if let Some(src) = mem.direct(data, len) {
+        // Scanned where it is and copied in the same pass, a word at a time.
+        let mut rest = src;
+        let mut plain = true;
+        loop {
+            let copied = out
+                .spare(rest.len())
+                .map_or(0, |dst| copy_printable(rest, dst));
+            out.commit(copied);
+            let Some((&b, tail)) = rest.get(copied..).and_then(|r| r.split_first()) else {
+                return Some(plain);
+            };
+            out.escaped_char(u32::from(b));
+            plain = false;
+            rest = tail;
+        }
+    }
+    let dst = out.spare(len).and_then(|spare| spare.get_mut(..len))?;
+    mem.read_bytes(data, dst).ok()?;
+    let printable = printable_prefix(dst);
+    if printable == len {
+        out.commit(len);
+        return Some(true);
+    }
+    // Something to escape (rare): keep the printable prefix where it is,
+    // take the rest out of the buffer, and write it escaped.
+    let mut rest = [0u8; MAX_STRING_LENGTH];
+    let tail = dst.get(printable..).unwrap_or(&[]);
+    let rest = rest.get_mut(..tail.len())?;
+    rest.copy_from_slice(tail);
+    out.commit(printable);
+    let mut rest: &[u8] = rest;
+    while let Some((&b, tail)) = rest.split_first() {
+        out.escaped_char(u32::from(b));
+        let run = printable_prefix(tail);
+        let (run_bytes, tail) = tail.split_at(run);
+        out.bytes(run_bytes);
+        rest = tail;
+    }
+    Some(false)
+}
+
+/// Whether all eight bytes of `x` are printable ASCII (0x20-0x7e).
+/// Async-signal-safe.
+#[inline]
+fn all_printable(x: u64) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // For a byte below 0x80 (no carry leaves it): + 0x60 sets its high bit
+    // iff it is >= 0x20, + 0x01 iff it is >= 0x7f. A byte with its own high
+    // bit set clears its bit through `!x`.
+    x.wrapping_add(0x6060_6060_6060_6060) & !x.wrapping_add(0x0101_0101_0101_0101) & !x & HIGH
+        == HIGH
+}
+
+/// Copy the printable prefix of `src` (bytes 0x20-0x7e, those
+/// `_Py_DumpASCII` writes as they are) to the start of `dst`, at most
+/// `dst.len()` bytes; returns how many were copied. Async-signal-safe.
+fn copy_printable(src: &[u8], dst: &mut [u8]) -> usize {
+    let mut done: usize = 0;
+    for (from, to) in src.chunks_exact(8).zip(dst.chunks_exact_mut(8)) {
+        let Ok(word) = <[u8; 8]>::try_from(from) else {
+            break;
+        };
+        if !all_printable(u64::from_le_bytes(word)) {
+            break;
+        }
+        to.copy_from_slice(from);
+        done = done.saturating_add(8);
+    }
+    // The last few bytes as the word that ends the string (overlapping the
+    // bytes done), if the string reached its last word printable.
+    let len = src.len();
+    if len.saturating_sub(done) < 8
+        && done < len
+        && let Some(start) = len.checked_sub(8)
+        && let (Some(from), Some(to)) = (src.get(start..len), dst.get_mut(start..len))
+        && let Ok(word) = <[u8; 8]>::try_from(from)
+        && all_printable(u64::from_le_bytes(word))
+    {
+        to.copy_from_slice(from);
+        return len;
+    }
+    let (Some(from), Some(to)) = (src.get(done..), dst.get_mut(done..)) else {
+        return done;
+    };
+    for (&b, slot) in from.iter().zip(to) {
+        if !(0x20..=0x7e).contains(&b) {
+            break;
+        }
+        *slot = b;
+        done = done.saturating_add(1);
+    }
+    done
+}
+
+/// How many bytes at the start of `bytes` are printable ASCII (0x20-0x7e).
+/// Async-signal-safe.
+fn printable_prefix(bytes: &[u8]) -> usize {
+    let mut words = bytes.chunks_exact(8);
+    let mut done: usize = 0;
+    for word in words.by_ref() {
+        if !all_printable(word.try_into().map(u64::from_le_bytes).unwrap_or(0)) {
+            break;
+        }
+        done = done.saturating_add(8);
+    }
+    let rest = bytes.get(done..).unwrap_or(&[]);
+    done.saturating_add(
+        rest.iter()
+            .take_while(|b| (0x20..=0x7e).contains(*b))
+            .count(),
+    )
 }
 
 /// A `str` object as `_Py_DumpASCII` writes it; returns false (and writes
@@ -165,6 +285,18 @@ pub fn write_ascii<M: Memory, S: Sink>(
     }
 }
 
+/// Entries of a report's memo of plain strings (even: slots come in pairs).
+const PLAIN_STRINGS: usize = 64;
+
+/// A `str` object written as it is in memory (see [`write_str_plain`]): its
+/// text is `len` bytes at `data`.
+#[derive(Clone, Copy)]
+struct PlainStr {
+    obj: usize,
+    data: usize,
+    len: usize,
+}
+
 /// The stdlib's text of a traversal.
 pub struct TextSink<'o, S: Sink> {
     pub out: &'o mut Writer<S>,
@@ -172,6 +304,17 @@ pub struct TextSink<'o, S: Sink> {
     pub max_string: usize,
     /// Thread blocks started so far (a blank line separates them).
     threads: usize,
+    /// The file and function names of this report that were written as they
+    /// are in memory, by object address: a stack repeats the same few (one
+    /// file for many frames, a recursive function), and copying their bytes
+    /// again skips their type check and their scan. Like the walker's line
+    /// cache, it takes an object to stay what it was for the length of one
+    /// report: true with the GIL held (explicit dumps); on the signal and
+    /// watchdog paths, which read while other threads may run, a string
+    /// freed and replaced at the same address during the dump would be
+    /// shown by its old length (read through the same checked reader: a
+    /// wrong text at worst, never a fault).
+    plain: [PlainStr; PLAIN_STRINGS],
 }
 
 impl<'o, S: Sink> TextSink<'o, S> {
@@ -182,6 +325,107 @@ impl<'o, S: Sink> TextSink<'o, S> {
             format,
             max_string,
             threads: 0,
+            plain: [PlainStr {
+                obj: 0,
+                data: 0,
+                len: 0,
+            }; PLAIN_STRINGS],
+        }
+    }
+
+    /// The `str` object `obj` as `_Py_DumpASCII` writes it, between double
+    /// quotes if `quoted`; false (nothing written) if it is not a readable
+    /// `str`. Async-signal-safe.
+    #[inline]
+    fn write_obj<M: Memory>(&mut self, walker: &Walker<'_, M>, obj: usize, quoted: bool) -> bool {
+        // Two slots per object (an even one and the odd one after it), the
+        // newer entry first: a frame's file and function names never evict
+        // each other.
+        let first = pair_index(obj as u64, PLAIN_STRINGS);
+        for index in [first, first | 1] {
+            if let Some(&seen) = self.plain.get(index)
+                && seen.obj == obj
+                && obj != 0
+                && self.write_seen(walker.mem, seen, quoted)
+            {
+                return true;
+            }
+        }
+        self.write_obj_read(walker, obj, quoted, first)
+    }
+
+    /// A string of the memo written again: its bytes read afresh (in place
+    /// where the reader allows), not checked again. False (nothing written)
+    /// if they cannot be read. Async-signal-safe.
+    #[inline]
+    fn write_seen<M: Memory>(&mut self, mem: &M, seen: PlainStr, quoted: bool) -> bool {
+        if let Some(text) = mem.direct(seen.data, seen.len) {
+            self.quote(quoted);
+            self.out.bytes(text);
+            self.quote(quoted);
+            return true;
+        }
+        let quotes = if quoted { 2 } else { 0 };
+        let total = seen.len.saturating_add(quotes);
+        let Some(dst) = self.out.spare(total).and_then(|s| s.get_mut(..total)) else {
+            return false;
+        };
+        let text = if quoted {
+            match dst.split_first_mut().and_then(|(open, rest)| {
+                let (close, text) = rest.split_last_mut()?;
+                *open = b'"';
+                *close = b'"';
+                Some(text)
+            }) {
+                Some(text) => text,
+                None => return false,
+            }
+        } else {
+            dst
+        };
+        if mem.read_bytes(seen.data, text).is_err() {
+            return false;
+        }
+        self.out.commit(total);
+        true
+    }
+
+    /// [`write_obj`](Self::write_obj) for an object not in the memo: read,
+    /// written, and remembered in the pair of slots at `first` if plain.
+    /// Async-signal-safe.
+    #[inline(never)]
+    fn write_obj_read<M: Memory>(
+        &mut self,
+        walker: &Walker<'_, M>,
+        obj: usize,
+        quoted: bool,
+        first: usize,
+    ) -> bool {
+        let Ok(Some(s)) = walker.str(obj) else {
+            return false;
+        };
+        self.quote(quoted);
+        if write_str_plain(walker, self.out, s, self.max_string)
+            && let Some(older) = self.plain.get(first).copied()
+            && let Some(slot) = self.plain.get_mut(first | 1)
+        {
+            *slot = older;
+            if let Some(slot) = self.plain.get_mut(first) {
+                *slot = PlainStr {
+                    obj,
+                    data: s.data,
+                    len: s.length,
+                };
+            }
+        }
+        self.quote(quoted);
+        true
+    }
+
+    /// A double quote if `quoted`. Async-signal-safe.
+    fn quote(&mut self, quoted: bool) {
+        if quoted {
+            self.out.byte(b'"');
         }
     }
 
@@ -231,17 +475,13 @@ impl<M: Memory, S: Sink> ReportSink<M> for TextSink<'_, S> {
 
     /// `  File "name", line N in func`. Async-signal-safe.
     fn frame(&mut self, walker: &Walker<'_, M>, f: &Frame) -> bool {
-        let out = &mut *self.out;
         let mut complete = true;
-        out.str("  File ");
-        if let Ok(Some(filename)) = walker.str(f.filename) {
-            out.byte(b'"');
-            write_str(walker, out, filename, self.max_string);
-            out.byte(b'"');
-        } else {
-            out.str("???");
+        self.out.str("  File ");
+        if !self.write_obj(walker, f.filename, true) {
+            self.out.str("???");
             complete = false;
         }
+        let out = &mut *self.out;
         out.str(", line ");
         match u64::try_from(f.line) {
             Ok(line) => out.decimal(line),
@@ -251,10 +491,11 @@ impl<M: Memory, S: Sink> ReportSink<M> for TextSink<'_, S> {
             }
         }
         out.str(" in ");
-        if !write_ascii(walker, out, f.name, self.max_string) {
-            out.str("???");
+        if !self.write_obj(walker, f.name, false) {
+            self.out.str("???");
             complete = false;
         }
+        let out = &mut *self.out;
         out.end_line();
         if !complete && self.format.stop_after_unknown {
             out.str(INVALID_FRAME);
@@ -475,5 +716,70 @@ impl<M: Memory, S: Sink> TextReport<'_, '_, M, S> {
         });
         write_ascii(walker, self.out, key, MAX_STRING_LENGTH);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printable(b: u8) -> bool {
+        (0x20..=0x7e).contains(&b)
+    }
+
+    #[test]
+    fn a_word_is_printable_when_each_byte_is() {
+        // Every byte value at every position of a word of printable bytes,
+        // and pairs of bytes around the edges (carries between bytes).
+        for pos in 0..8 {
+            for b in 0..=255u8 {
+                let mut word = *b"abcdefgh";
+                word[pos] = b;
+                assert_eq!(
+                    all_printable(u64::from_le_bytes(word)),
+                    printable(b),
+                    "{b:#x} at {pos}"
+                );
+            }
+        }
+        let edges = [
+            0x00, 0x1f, 0x20, 0x21, 0x7e, 0x7f, 0x80, 0x9f, 0xa0, 0xdf, 0xe0, 0xff,
+        ];
+        for &x in &edges {
+            for &y in &edges {
+                for pos in 0..7 {
+                    let mut word = *b"~~~~~~~~";
+                    word[pos] = x;
+                    word[pos + 1] = y;
+                    assert_eq!(
+                        all_printable(u64::from_le_bytes(word)),
+                        printable(x) && printable(y),
+                        "{x:#x} {y:#x} at {pos}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn printable_prefixes_are_found_and_copied() {
+        for len in 0..40 {
+            for stop in 0..=len {
+                for bad in [0x00u8, 0x0a, 0x1f, 0x7f, 0x80, 0xe9, 0xff] {
+                    let mut text: Vec<u8> = (0..len).map(|i| b' ' + (i * 7 % 95) as u8).collect();
+                    if stop < len {
+                        text[stop] = bad;
+                    }
+                    assert_eq!(printable_prefix(&text), stop, "{text:?}");
+                    let mut dst = vec![0u8; len + 3];
+                    assert_eq!(copy_printable(&text, &mut dst), stop, "{text:?}");
+                    assert_eq!(dst[..stop], text[..stop]);
+                    assert!(dst[stop..].iter().all(|&b| b == 0), "copied too much");
+                    // A short destination bounds the copy.
+                    let mut short = vec![0u8; stop / 2];
+                    assert_eq!(copy_printable(&text, &mut short), stop / 2);
+                }
+            }
+        }
     }
 }
