@@ -393,7 +393,18 @@ fn _get_native_id() -> u64 {
 /// program uses `threading` already: importing it here would run Python code
 /// (and maybe a garbage collection) inside enable(), which the stdlib does not.
 fn hook_thread_start(py: Python<'_>) -> PyResult<()> {
-    let Ok(threading) = py.import("sys")?.getattr("modules")?.get_item("threading") else {
+    // Once hooked, later enable() calls skip the attribute look-ups.
+    static HOOKED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if HOOKED.load(core::sync::atomic::Ordering::Acquire) {
+        return Ok(());
+    }
+    // A dict look-up that raises nothing when threading is not imported.
+    let modules = py.import("sys")?.getattr("modules")?;
+    let Ok(Some(threading)) = modules
+        .cast::<pyo3::types::PyDict>()
+        .map(|m| m.get_item("threading"))
+        .unwrap_or(Ok(None))
+    else {
         return Ok(());
     };
     if threading.hasattr("get_native_id")? && !threading.hasattr("_lastwords_get_native_id")? {
@@ -403,6 +414,9 @@ fn hook_thread_start(py: Python<'_>) -> PyResult<()> {
             threading.getattr("get_native_id")?,
         )?;
         threading.setattr("get_native_id", ours)?;
+    }
+    if threading.hasattr("_lastwords_get_native_id")? {
+        HOOKED.store(true, core::sync::atomic::Ordering::Release);
     }
     Ok(())
 }

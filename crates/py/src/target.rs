@@ -157,9 +157,22 @@ pub fn module_filter() -> ModuleFilter {
 /// program (or a test) may change it after import, so every `enable()` calls
 /// this. Empty before 3.10 (no extension list is printed there).
 pub fn refresh_stdlib_names(py: Python<'_>) {
-    let mut names: Vec<String> = py
+    // `sys.stdlib_module_names` is a frozenset: while sys holds the object
+    // read last time (kept alive here, so its address cannot be reused), its
+    // names are the ones already published, and enable() stays cheap.
+    static LAST_SEEN: std::sync::Mutex<Option<Py<PyAny>>> = std::sync::Mutex::new(None);
+    let current = py
         .import("sys")
-        .and_then(|sys| sys.getattr("stdlib_module_names"))
+        .and_then(|sys| sys.getattr("stdlib_module_names"));
+    let mut last = LAST_SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let (Ok(current), Some(seen)) = (&current, last.as_ref())
+        && current.is(seen.bind(py))
+    {
+        return;
+    }
+    *last = current.as_ref().ok().map(|c| c.clone().unbind());
+    drop(last);
+    let mut names: Vec<String> = current
         .and_then(|s| s.try_iter())
         .map(|it| {
             it.filter_map(|n| n.ok()?.extract::<String>().ok())
