@@ -261,8 +261,8 @@ pub fn execute(
             }
         }
     }
-    // Too many instructions: a corrupt or cyclic table.
-    None
+    // Too many instructions: a corrupt table (unless they were all run).
+    (c.pos >= to).then_some(())
 }
 
 /// The row of `fde` for `pc`: the CIE's initial instructions, then the
