@@ -31,6 +31,7 @@
 
 pub mod cfi;
 pub mod cursor;
+pub mod dwarf;
 pub mod image;
 pub mod objects;
 pub mod regs;

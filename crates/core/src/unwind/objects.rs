@@ -133,6 +133,8 @@ pub struct Found {
     pub phnum: usize,
     pub eh_frame_hdr: usize,
     pub eh_frame_hdr_len: usize,
+    /// The end of the `PT_LOAD` segment holding `.eh_frame_hdr`.
+    pub eh_frame_end: usize,
     /// The dynamic section (`.dynsym` is found through it), 0 if none.
     pub dynamic: usize,
     pub is_main: bool,
@@ -368,9 +370,17 @@ impl<'m, M: Memory> Objects<'m, M> {
         };
         let mut contains = false;
         let bias = entry.bias as u64;
+        let mut loads = [(0u64, 0u64); 16];
+        let mut nloads = 0usize;
         for_each_phdr(self.mem, entry.phdr, entry.phnum, |p| {
             let start = bias.wrapping_add(p.vaddr);
             let at = usize::try_from(start).unwrap_or(0);
+            if p.is_load()
+                && let Some(slot) = loads.get_mut(nloads)
+            {
+                *slot = (start, start.wrapping_add(p.memsz));
+                nloads = nloads.saturating_add(1);
+            }
             match p.p_type {
                 PT_LOAD if (addr as u64).wrapping_sub(start) < p.memsz => contains = true,
                 PT_GNU_EH_FRAME => {
@@ -382,6 +392,13 @@ impl<'m, M: Memory> Objects<'m, M> {
             }
             true
         });
+        let hdr = found.eh_frame_hdr as u64;
+        found.eh_frame_end = loads
+            .iter()
+            .take(nloads)
+            .find(|&&(start, end)| start <= hdr && hdr < end)
+            .and_then(|&(_, end)| usize::try_from(end).ok())
+            .unwrap_or(0);
         contains.then_some(found)
     }
 }
@@ -391,6 +408,7 @@ impl<M: Memory> CodeMap for Objects<'_, M> {
         self.find(addr).map(|f| UnwindInfo {
             eh_frame_hdr: f.eh_frame_hdr,
             eh_frame_hdr_len: f.eh_frame_hdr_len,
+            eh_frame_end: f.eh_frame_end,
         })
     }
 }

@@ -12,6 +12,9 @@ pub struct UnwindInfo {
     /// Address and size of the object's `.eh_frame_hdr` (0 if none).
     pub eh_frame_hdr: usize,
     pub eh_frame_hdr_len: usize,
+    /// The end of the segment holding `.eh_frame_hdr` (and, in practice,
+    /// `.eh_frame` after it); 0 if unknown.
+    pub eh_frame_end: usize,
 }
 
 /// What the walk needs to know about the code of a process.

@@ -129,6 +129,7 @@ fn mutated_eh_frame_never_panics_or_loops() {
             let info = UnwindInfo {
                 eh_frame_hdr: base,
                 eh_frame_hdr_len: hdr_len,
+                eh_frame_end: base + copy.len(),
             };
             let _ = step_cfi(&mem, &info, &regs, probe);
             let _ = row_for(&mem, &fde, probe);
@@ -246,6 +247,7 @@ fn stack_pointers_into_nowhere_end_the_walk() {
     let all = AllCode(UnwindInfo {
         eh_frame_hdr: hdr,
         eh_frame_hdr_len: hdr_len,
+        eh_frame_end: 0,
     });
     let pc = a_function_with_cfi as *const () as u64 + 4;
     for sp in [0u64, 8, 1 << 46, (1 << 47) - 8, u64::MAX, u64::MAX - 7] {
@@ -477,4 +479,66 @@ fn images_of_hostile_files_are_refused_or_bounded() {
             exercise(image.bytes(), &[0x1000]);
         }
     }
+}
+
+/// Every register and the pc, for comparing two steps.
+fn regs_of(r: &Regs) -> Vec<Option<u64>> {
+    let mut v: Vec<Option<u64>> = (0..arch::NREGS as u16).map(|i| r.get(i)).collect();
+    v.push(Some(r.pc));
+    v
+}
+
+#[test]
+fn gimli_steps_like_the_hand_written_reader() {
+    let mem = LocalChecked::new();
+    let objects = Objects::snapshot(&mem, this_process());
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    // A fake stack of random words for Offset rules to read.
+    let stack: Vec<u64> = (0..8192).map(|_| rng.next()).collect();
+    let sp = stack.as_ptr() as u64 + 4096 * 8;
+    let mut compared = 0;
+    let mut agreed_some = 0;
+    for f in [
+        a_function_with_cfi as *const () as usize,
+        libc::qsort as *const () as usize,
+    ] {
+        let found = objects.find(f).unwrap();
+        let info = UnwindInfo {
+            eh_frame_hdr: found.eh_frame_hdr,
+            eh_frame_hdr_len: found.eh_frame_hdr_len,
+            eh_frame_end: found.eh_frame_end,
+        };
+        // The table: every FDE of the object, at a few pcs each.
+        let hdr = found.eh_frame_hdr;
+        let count = mem.read::<u32>(hdr + 8).unwrap() as usize;
+        for _ in 0..3000 {
+            let i = rng.below(count);
+            let entry = hdr + 12 + i * 8;
+            let loc = (hdr as i64 + mem.read::<i32>(entry).unwrap() as i64) as u64;
+            let fde_at = (hdr as i64 + mem.read::<i32>(entry + 4).unwrap() as i64) as usize;
+            let Some(fde) = parse_fde(&mem, fde_at) else {
+                continue;
+            };
+            let span = fde.pc_end.saturating_sub(fde.pc_begin).max(1);
+            let pc = loc + rng.next() % span;
+            let mut regs = Regs::empty();
+            for r in 0..arch::NREGS as u16 {
+                regs.set(r, sp + (rng.next() % 2048) * 8);
+            }
+            regs.set(arch::SP, sp);
+            regs.pc = pc;
+            let ours = step_cfi(&mem, &info, &regs, pc);
+            let gimli = super::dwarf::step_cfi(&mem, &info, &regs, pc);
+            compared += 1;
+            match (&ours, &gimli) {
+                (Some((a, sa)), Some((b, sb))) => {
+                    assert_eq!((regs_of(a), sa), (regs_of(b), sb), "pc {pc:#x} of {f:#x}");
+                    agreed_some += 1;
+                }
+                (None, None) => {}
+                _ => panic!("pc {pc:#x} of {f:#x}: hand-written {ours:?}, gimli {gimli:?}"),
+            }
+        }
+    }
+    assert!(agreed_some > compared / 2, "{agreed_some} of {compared}");
 }
