@@ -398,8 +398,10 @@ fn hook_thread_start(py: Python<'_>) -> PyResult<()> {
     if HOOKED.load(core::sync::atomic::Ordering::Acquire) {
         return Ok(());
     }
-    // A dict look-up that raises nothing when threading is not imported.
-    let modules = py.import("sys")?.getattr("modules")?;
+    // Dict look-ups that raise nothing when threading is not imported.
+    let Some(modules) = args::lookups().sys_dict.bind(py).get_item("modules")? else {
+        return Ok(());
+    };
     let Ok(Some(threading)) = modules
         .cast::<pyo3::types::PyDict>()
         .map(|m| m.get_item("threading"))

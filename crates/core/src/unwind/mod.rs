@@ -9,11 +9,9 @@
 //!
 //! Modules, by job:
 //! * [`regs`]: a register set in DWARF numbering, for this architecture.
-//! * [`cursor`]: buffered, checked sequential reads (LEB128, `DW_EH_PE_*`).
-//! * [`cfi`]: finding a function's FDE through `.eh_frame_hdr`, and parsing
-//!   CIEs and FDEs.
-//! * [`rows`]: executing call-frame instructions into a row, evaluating DWARF
-//!   expressions, and recovering the caller's registers from a row.
+//! * [`dwarf`]: DWARF call-frame information with gimli, read through a
+//!   `Memory`: the FDE of a pc (`.eh_frame_hdr`), its row, the caller's
+//!   registers.
 //! * [`step`]: the unwinder: a CFI step, a frame-pointer step, the walk.
 //! * [`objects`]: the loaded objects, from the dynamic loader's `link_map`
 //!   list, and the `.dynsym` lookup `dladdr` does.
@@ -26,16 +24,13 @@
 //!
 //! Everything here is async-signal-safe unless its documentation says
 //! otherwise: fixed-size state, checked arithmetic, bounded loops, no
-//! allocation. The CFI reader is hand-written rather than gimli's; the README
-//! (Architecture) says why.
+//! allocation. What is still hand-written, and why, is in the README
+//! (Architecture).
 
-pub mod cfi;
-pub mod cursor;
 pub mod dwarf;
 pub mod image;
 pub mod objects;
 pub mod regs;
-pub mod rows;
 pub mod step;
 pub mod symbolise;
 pub mod symbols;

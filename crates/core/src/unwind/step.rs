@@ -1,10 +1,10 @@
 //! The unwinder: from one frame's registers to its caller's, by CFI where
 //! the code has some, else by frame pointer; and the walk that chains steps.
 
-use super::cfi::find_fde;
 use super::regs::{Regs, arch};
-use super::rows::{apply, row_for};
 use crate::memory::Memory;
+
+pub use super::dwarf::step_cfi;
 
 /// Where the unwind tables of the code at an address are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,24 +22,6 @@ pub trait CodeMap {
     /// The unwind tables of the object containing `addr`, or None when no
     /// loaded object contains it. Async-signal-safe.
     fn unwind_info(&self, addr: usize) -> Option<UnwindInfo>;
-}
-
-/// One step with CFI: the caller's registers and whether this frame is a
-/// signal trampoline (its caller's pc is then exact, not a return address).
-/// Async-signal-safe.
-pub fn step_cfi<M: Memory>(
-    mem: &M,
-    info: &UnwindInfo,
-    regs: &Regs,
-    lookup: u64,
-) -> Option<(Regs, bool)> {
-    if info.eh_frame_hdr == 0 {
-        return None;
-    }
-    let fde = find_fde(mem, info.eh_frame_hdr, info.eh_frame_hdr_len, lookup)?;
-    let row = row_for(mem, &fde, lookup)?;
-    let next = apply(mem, &row, fde.cie.ra, regs)?;
-    Some((next, fde.cie.signal))
 }
 
 /// The largest frame a frame-pointer step believes in.
