@@ -221,6 +221,7 @@ impl Image {
 }
 
 impl Drop for Image {
+    /// Async-signal-safe (one `munmap`).
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` is the mapping made in load(); nothing borrows
         // it past the image (bytes() borrows self).
