@@ -14,7 +14,8 @@
 //!   registers.
 //! * [`step`]: the unwinder: a CFI step, a frame-pointer step, the walk.
 //! * [`objects`]: the loaded objects, from the dynamic loader's `link_map`
-//!   list, and the `.dynsym` lookup `dladdr` does.
+//!   list.
+//! * [`dynsym`]: the `.dynsym` lookup `dladdr` does, in memory.
 //! * [`image`]: the headers and symbol tables of an ELF file, read into an
 //!   anonymous mapping (no heap, no file mapping that could fault).
 //! * [`symbols`]: naming addresses from an image's `.symtab` and `.dynsym`
@@ -28,6 +29,7 @@
 //! (Architecture).
 
 pub mod dwarf;
+pub mod dynsym;
 pub mod image;
 pub mod objects;
 pub mod regs;

@@ -4,8 +4,9 @@
 //! loaded; else `dladdr`'s lookup on `.dynsym` in memory. One object's
 //! frames are named together, in one scan of each of its tables.
 
+use super::dynsym::dynsym_lookup;
 use super::image::Image;
-use super::objects::{self, Found, Objects, Phdr, dynsym_lookup, for_each_phdr};
+use super::objects::{self, Found, Objects, Phdr, for_each_phdr};
 use super::symbols::{ElfImage, Pass, Query, Table};
 use crate::memory::Memory;
 

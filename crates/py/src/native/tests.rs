@@ -4,7 +4,7 @@
 use super::*;
 use crate::writer::{FlushPolicy, VecSink};
 use core::sync::atomic::AtomicUsize;
-use lastwords_core::unwind::objects::dynsym_lookup;
+use lastwords_core::unwind::dynsym::dynsym_lookup;
 use lastwords_core::unwind::symbolise::{Name, NoFiles, Symbolised};
 use lastwords_core::unwind::{Regs, arch};
 
