@@ -29,12 +29,15 @@ impl<'m, M: Memory> LocalFiles<'m, M> {
 }
 
 /// Open `path` (NUL-terminated) read-only and image it. Async-signal-safe.
-fn image_of(path: &[u8]) -> Option<Image> {
+pub(crate) fn image_of(path: &[u8]) -> Option<Image> {
     if path.last() != Some(&0) {
         return None;
     }
+    // O_NONBLOCK: a path that is now a FIFO must not block the report in
+    // open() (Image::load then refuses anything but a regular file).
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
     // SAFETY: `path` is NUL-terminated (checked above) and lives for the call.
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe { libc::open(path.as_ptr().cast(), flags) };
     if fd < 0 {
         return None;
     }

@@ -366,3 +366,15 @@ fn demo_prints_a_captured_stack() {
     eprintln!("{n} frames:\n{text}");
     assert!(text.contains("lastwords_known_function_inner"));
 }
+
+#[test]
+fn a_fifo_in_place_of_a_file_is_refused_without_blocking() {
+    let path = std::env::temp_dir().join(format!("lastwords-fifo-{}\0", std::process::id()));
+    let c_path = path.as_os_str().as_encoded_bytes().to_vec();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr().cast(), 0o600) }, 0);
+    // Without O_NONBLOCK, this open would wait for a writer forever.
+    assert!(files::image_of(&c_path).is_none());
+    // SAFETY: the same path.
+    unsafe { libc::unlink(c_path.as_ptr().cast()) };
+}
