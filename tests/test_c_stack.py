@@ -3,8 +3,10 @@
 for its shape and for the frames that must be there, not compared byte for
 byte with the stdlib's."""
 
+import os
 import re
 import signal
+import struct
 
 import pytest
 
@@ -56,6 +58,70 @@ def test_fatal_report_has_the_c_stack(tmp_path):
     assert "libc.so" in section[0]
     assert any("_lastwords.abi3.so" in line for line in section[:4])
     assert any("Binary file" in line and ", at main" in line or "Py_BytesMain" in line for line in section)
+
+
+def elf_build_id(path):
+    """The GNU build ID of an ELF64 little-endian file, as hex (or None)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shnum, = struct.unpack_from("<H", data, 60)
+    for i in range(shnum):
+        sh_type, = struct.unpack_from("<I", data, shoff + 64 * i + 4)
+        offset, size = struct.unpack_from("<QQ", data, shoff + 64 * i + 24)
+        at = offset
+        while sh_type == 7 and at + 12 <= offset + size:
+            namesz, descsz, kind = struct.unpack_from("<III", data, at)
+            name_at = at + 12
+            desc_at = name_at + (namesz + 3) // 4 * 4
+            if kind == 3 and data[name_at:name_at + namesz] == b"GNU\0":
+                return data[desc_at:desc_at + descsz].hex()
+            at = desc_at + (descsz + 3) // 4 * 4
+    return None
+
+
+def has_static_symbol(path, name):
+    """Whether `name` is in the file, or in its detached debug file."""
+    candidates = [path]
+    build_id = elf_build_id(path)
+    if build_id:
+        candidates.append(f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
+    # String tables share tails ("wstring_at" holds "string_at"): a match
+    # of the name and its NUL is enough for this check.
+    needle = name.encode() + b"\0"
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            with open(candidate, "rb") as f:
+                if needle in f.read():
+                    return True
+    return False
+
+
+def test_static_functions_of_an_extension_imported_after_enable(tmp_path):
+    # _ctypes is loaded by `import ctypes`, after enable(): its static
+    # function string_at() (which calls strlen(NULL) here) is named from the
+    # module's file or its debug file, read by the report itself. The stdlib
+    # prints "at +0x..." for it (dladdr sees only exported symbols).
+    import _ctypes
+
+    if not has_static_symbol(_ctypes.__file__, "string_at"):
+        pytest.skip(f"{_ctypes.__file__} has no .symtab and no debug file here")
+    result = run(
+        """
+        faulthandler.enable()
+        import ctypes
+        ctypes.string_at(0)
+        """,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == -signal.SIGSEGV, result.output
+    lines, start, section = c_stack_lines(result.output)
+    for line in section:
+        assert FRAME.fullmatch(line), line
+    ctypes_lines = [line for line in section if "/_ctypes." in line]
+    # GCC's LTO may suffix a local name: string_at.lto_priv.0.
+    named = re.compile(r", at string_at(\.[\w.]+)?\+0x")
+    assert any(named.search(line) for line in ctypes_lines), section
 
 
 def test_c_stack_false_leaves_it_out(tmp_path):

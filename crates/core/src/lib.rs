@@ -10,6 +10,8 @@
 //! * [`report`]: one traversal of threads and frames, into the stdlib's text
 //!   (version by version) or JSON.
 //! * [`procfs`]: thread names from /proc, signal-safely.
+//! * [`unwind`]: native stacks: CFI, the unwinder's steps, loaded objects,
+//!   symbol tables.
 
 #![deny(unsafe_code)]
 // Everything in this crate may run in a signal handler, on the watchdog's
@@ -35,4 +37,5 @@ pub mod cpython;
 pub mod memory;
 pub mod procfs;
 pub mod report;
+pub mod unwind;
 pub mod writer;

@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::cpython::walk::Walker;
 use crate::memory::{
-    BlockCache, Cached, LocalUnchecked, Memory, PipeSlot, SafeLocal, choose_read_method,
+    BlockCache, Cached, LocalUnchecked, Memory, PipeSlot, SafeLocal, ensure_read_method,
 };
 use crate::report::text::TextReport;
 use crate::signals::{self, SavedAction};
@@ -104,7 +104,8 @@ pub fn enable(options: &Options) -> std::io::Result<()> {
     C_STACK.store(options.c_stack, Ordering::Release);
     MAX_THREADS.store(options.max_threads, Ordering::Release);
     INTERP.store(options.interp, Ordering::Release);
-    choose_read_method();
+    // Probed once per process (a system call): enable() stays cheap.
+    ensure_read_method();
     if options.c_stack {
         // Symbol tables are read now: the handler only looks them up.
         native::prepare()?;

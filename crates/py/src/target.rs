@@ -157,15 +157,39 @@ pub fn module_filter() -> ModuleFilter {
 /// program (or a test) may change it after import, so every `enable()` calls
 /// this. Empty before 3.10 (no extension list is printed there).
 pub fn refresh_stdlib_names(py: Python<'_>) {
-    let mut names: Vec<String> = py
+    // `sys.stdlib_module_names` is a frozenset: while sys holds the object
+    // read last time (kept alive here, so its address cannot be reused), its
+    // names are the ones already published, and enable() stays cheap.
+    static LAST_SEEN: std::sync::Mutex<Option<Py<PyAny>>> = std::sync::Mutex::new(None);
+    // sys's dict, with an interned key: no import, no temporary string.
+    let seen_now = crate::args::lookups()
+        .sys_dict
+        .bind(py)
+        .get_item(pyo3::intern!(py, "stdlib_module_names"))
+        .ok()
+        .flatten();
+    let mut last = LAST_SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let (Some(now), Some(seen)) = (&seen_now, last.as_ref())
+        && now.is(seen.bind(py))
+    {
+        return;
+    }
+    let current = py
         .import("sys")
-        .and_then(|sys| sys.getattr("stdlib_module_names"))
-        .and_then(|s| s.try_iter())
-        .map(|it| {
-            it.filter_map(|n| n.ok()?.extract::<String>().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+        .and_then(|sys| sys.getattr("stdlib_module_names"));
+    *last = current.as_ref().ok().map(|c| c.clone().unbind());
+    drop(last);
+    // A plain loop: collect() would ask the iterator for a size hint, which
+    // PyO3's abi3 build gets from `operator.length_hint`, importing
+    // `operator` (0.3 ms of every start-up under LASTWORDS=1).
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(iter) = current.and_then(|s| s.try_iter()) {
+        for name in iter {
+            if let Ok(name) = name.and_then(|n| n.extract::<String>()) {
+                names.push(name);
+            }
+        }
+    }
     names.sort_unstable();
     if module_filter()
         .sorted_stdlib_names
