@@ -225,3 +225,48 @@ def test_api_from_many_threads_while_signals_arrive(tmp_path):
     )
     assert result.returncode == 0, result.output
     assert result.stdout == "True False True True\n"
+
+
+def test_handlers_on_several_threads_at_once(tmp_path):
+    """Threads that each registered a signal get it at the same moment, again
+    and again: each runs its handler on its own alternate stack. (They once
+    shared one: the kernel's signal frame of one handler overwrote the
+    registers another had saved, and a thread came back into someone
+    else's code. This crashed 9 runs in 10.)"""
+    code = """
+        import os, signal, threading
+        devnull = open(os.devnull, "w")
+        stop = threading.Event()
+        ready = threading.Barrier(5)
+        lock = threading.Lock()
+        results = {}
+        def spin(k, depth):
+            if depth:
+                return spin(k, depth - 1)
+            n = 0
+            while not stop.is_set():
+                n += k
+            return n % k
+        def worker(k):
+            # register() on each thread: each sets up its alternate stack.
+            with lock:
+                faulthandler.unregister(signal.SIGUSR1)
+                faulthandler.register(signal.SIGUSR1, file=devnull, all_threads=True)
+            ready.wait()
+            results[k] = (spin(k, 10 * k), threading.get_ident())
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(1, 5)]
+        for t in threads:
+            t.start()
+        ready.wait()
+        for _ in range(3000):
+            for t in threads:
+                signal.pthread_kill(t.ident, signal.SIGUSR1)
+        stop.set()
+        for t in threads:
+            t.join()
+        print(all(results[k] == (0, t.ident) for k, t in zip(range(1, 5), threads)))
+    """
+    for attempt in range(2):
+        result = run(code, cwd=str(tmp_path))
+        assert result.returncode == 0, result.output
+        assert result.stdout == "True\n"

@@ -15,7 +15,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::AtomicBool;
 
 /// Set while a user-signal dump runs: a signal arriving during one (on
 /// another thread) does not start a second one (the stdlib's `reentrant` flag).
@@ -154,7 +154,6 @@ pub fn call_previous(
 /// Bytes of alternate signal stack: the stdlib's `SIGSTKSZ * 2` is too tight
 /// for a walker with its write buffer, so give it room.
 const ALT_STACK_SIZE: usize = 256 * 1024;
-static ALT_STACK: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh, private mapping of ALT_STACK_SIZE bytes (committed lazily).
 fn map_stack() -> std::io::Result<*mut libc::c_void> {
@@ -203,25 +202,35 @@ unsafe fn set_alt_stack(base: *mut libc::c_void) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Give the calling thread an alternate signal stack, so that a stack
-/// overflow can still be reported. The memory is allocated once per process.
+/// Give the calling thread an alternate signal stack of its own, so that a
+/// stack overflow can still be reported: `enable()` and `register()` call it
+/// on the thread that calls them. One stack per thread, never shared: two
+/// threads whose signals arrive at once would otherwise run their handlers on
+/// the same memory, and the kernel's signal frame of one overwrites the
+/// other's saved registers (which it restores on return). A thread that has
+/// a large enough one already keeps it.
 pub fn install_alt_stack() -> std::io::Result<()> {
-    let mut base = ALT_STACK.load(Ordering::Acquire);
-    if base == 0 {
-        base = map_stack()? as usize;
-        ALT_STACK.store(base, Ordering::Release);
-    }
     let current = current_alt_stack();
     let usable = current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE;
-    if !usable {
-        // SAFETY: the process-wide mapping is never unmapped.
-        unsafe { set_alt_stack(base as *mut libc::c_void)? };
+    if usable {
+        return Ok(());
     }
-    Ok(())
+    own_alt_stack()
 }
 
 /// An alternate signal stack owned by one thread, unmapped when it exits.
 struct ThreadAltStack(usize);
+
+impl ThreadAltStack {
+    /// Free the memory of a stack that is no longer the thread's alternate
+    /// stack.
+    fn unmap(self) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: the mapping is ours and no longer any thread's alternate
+        // stack (the caller's invariant); nothing runs on it.
+        unsafe { libc::munmap(this.0 as *mut libc::c_void, ALT_STACK_SIZE) };
+    }
+}
 
 impl Drop for ThreadAltStack {
     fn drop(&mut self) {
@@ -243,14 +252,19 @@ std::thread_local! {
     static THREAD_ALT_STACK: core::cell::Cell<Option<ThreadAltStack>> = const { core::cell::Cell::new(None) };
 }
 
-/// Give the calling thread (a thread other than the one that called
-/// `enable()`) its own alternate signal stack, so that a stack overflow there
-/// can be reported too; freed when the thread exits. Nothing happens if the
-/// thread already has one.
+/// Give a new thread of the interpreter its own alternate signal stack
+/// (from the thread-start trampoline), so that a stack overflow there can be
+/// reported too. Nothing happens if the thread already has one.
 fn install_thread_alt_stack() -> std::io::Result<()> {
     if current_alt_stack().ss_flags & libc::SS_DISABLE == 0 {
         return Ok(());
     }
+    own_alt_stack()
+}
+
+/// Map a stack for the calling thread and make it its alternate stack; it is
+/// disabled and unmapped when the thread exits (a thread-local destructor).
+fn own_alt_stack() -> std::io::Result<()> {
     let p = map_stack()?;
     // SAFETY: the mapping is owned by this thread until ThreadAltStack's Drop
     // disables it at thread exit.
@@ -259,7 +273,14 @@ fn install_thread_alt_stack() -> std::io::Result<()> {
         unsafe { libc::munmap(p, ALT_STACK_SIZE) };
         return Err(err);
     }
-    THREAD_ALT_STACK.with(|slot| slot.set(Some(ThreadAltStack(p as usize))));
+    THREAD_ALT_STACK.with(|slot| {
+        // A stack of ours this thread had before is not its alternate stack
+        // any more (something replaced it, or it would still be usable):
+        // free its memory without touching the one just installed.
+        if let Some(old) = slot.replace(Some(ThreadAltStack(p as usize))) {
+            old.unmap();
+        }
+    });
     Ok(())
 }
 
