@@ -138,9 +138,12 @@ def test_signal_on_a_thread_without_python_state(all_threads, tmp_path):
             return found
         while not paused_tasks():
             pass
+        # Looked up before: a first ctypes attribute access runs Python code
+        # (ctypes' __getattr__), which the dump could catch.
+        join, kill, usr1 = libc.pthread_join, signal.pthread_kill, signal.SIGUSR1
         # One line, so that the main thread's frame has the same line
         # whether the dump catches it before or inside the join.
-        signal.pthread_kill(tid.value, signal.SIGUSR1); libc.pthread_join(tid, None)
+        kill(tid.value, usr1); join(tid, None)
         print("alive")
     """
     stdlib, lastwords = run_both(code, tmp_path)
