@@ -123,6 +123,7 @@ class Target:
         os.kill(self.pid, 9)
         self.proc.kill()
         self.proc.wait()
+        self.proc.stdout.close()
 
 
 def timed(argv):
@@ -188,6 +189,7 @@ def walk(versions, repeat):
              GUEST + script[len(TREE):]],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True,
         )
+        pid = None
         try:
             pid = int(driver.stdout.readline())
             ours, frames = lastwords_walk(lastwords, pid, repeat)
@@ -199,6 +201,12 @@ def walk(versions, repeat):
                 "remote_unwinder_ns_per_frame": float(per) / int(their_frames),
             })
         finally:
+            # The driver's runner does not pass a kill on to its children.
+            if pid is not None:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
             driver.kill()
             driver.wait()
     return rows

@@ -118,10 +118,17 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
     let outcome = discover(pid).and_then(|interp| {
         let mem = ProcessMemory::new(pid);
         // Heap: 256 KiB would not fit the main thread's stack comfortably.
-        let cache = Box::new(BlockCache::new());
+        // Blocks of what changes (thread states, frames: read afresh by each
+        // walk) and of what does not (code objects, strings, line tables:
+        // kept for the walks of this one command). On the heap: 256 KiB each.
+        let caches = Caches {
+            volatile: Box::new(BlockCache::new()),
+            stable: Box::new(BlockCache::new()),
+        };
+        let cache = &caches;
         if options.pause {
             let paused = attach::pause(pid, PAUSE_TIMEOUT)?;
-            let (threads, _, _) = render(&interp, &mem, &cache, options, false);
+            let (threads, _, _) = render(&interp, &mem, cache, options, false);
             let resumed = paused.resume();
             Ok(Dumped {
                 interp,
@@ -131,12 +138,12 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
             })
         } else {
             if options.repeat > 1 {
-                time_walks(&interp, &mem, &cache, options);
+                time_walks(&interp, &mem, cache, options);
             }
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let (threads, steady, _) = render(&interp, &mem, &cache, options, true);
+                let (threads, steady, _) = render(&interp, &mem, cache, options, true);
                 if steady || attempts >= ATTEMPTS {
                     break Ok(Dumped {
                         interp,
@@ -155,19 +162,23 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
     }
 }
 
-/// `--repeat N`: walk and render the process N times (each with an empty
-/// cache, as one dump does) and say on stderr what one took, per dump and
-/// per frame.
-fn time_walks(
-    interp: &Interpreter,
-    mem: &ProcessMemory,
-    cache: &BlockCache,
-    options: &DumpOptions,
-) {
+/// `--repeat N`: walk and render the process N times, as the walks of one
+/// dump do (what changes read afresh each time, immutable objects kept), and
+/// say on stderr what one took, per walk and per frame: the walk alone,
+/// threads, frames, file and function names and lines, as CPython's own
+/// `RemoteUnwinder.get_stack_trace()` gives them (no thread names read from
+/// /proc, no GIL holder).
+fn time_walks(interp: &Interpreter, mem: &ProcessMemory, cache: &Caches, options: &DumpOptions) {
+    let walk_only = DumpOptions {
+        stdlib_format: true,
+        json: false,
+        walk_only: true,
+        ..options.clone()
+    };
     let started = std::time::Instant::now();
     let mut frames = 0;
     for _ in 0..options.repeat {
-        frames = render(interp, mem, cache, options, false).2;
+        frames = render(interp, mem, cache, &walk_only, false).2;
     }
     let per_dump = started.elapsed().as_nanos() / options.repeat as u128;
     eprintln!(
@@ -178,6 +189,12 @@ fn time_walks(
         per_dump as f64 / 1e3,
         per_dump as f64 / frames.max(1) as f64
     );
+}
+
+/// The page caches of one dump command (see `dump_process`).
+struct Caches {
+    volatile: Box<BlockCache>,
+    stable: Box<BlockCache>,
 }
 
 /// Records what a traversal did, for the checks of a dump of a running
@@ -238,12 +255,12 @@ fn format_for(interp: &Interpreter, options: &DumpOptions) -> Format {
 fn render(
     interp: &Interpreter,
     mem: &ProcessMemory,
-    cache: &BlockCache,
+    caches: &Caches,
     options: &DumpOptions,
     checked: bool,
 ) -> (Vec<u8>, bool, usize) {
-    cache.clear();
-    let cached = Cached { inner: *mem, cache };
+    caches.volatile.clear();
+    let cached = Cached::new(*mem, &caches.volatile).with_stable(&caches.stable);
     let types = interp.known_types();
     let walker = Walker::new(&cached, &interp.layout, types);
     // Re-reads go around the cache: they must see the target as it is now.

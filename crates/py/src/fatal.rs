@@ -302,10 +302,7 @@ fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_vo
     out.end_line();
     if checked {
         FATAL_CACHE.clear();
-        let mem = Cached {
-            inner: mem,
-            cache: &FATAL_CACHE,
-        };
+        let mem = Cached::new(mem, &FATAL_CACHE);
         report_body(&mem, target, context, &mut out);
     } else {
         report_body(&LocalUnchecked, target, context, &mut out);

@@ -140,10 +140,7 @@ fn dump(slot: &UserSignal) {
     // SAFETY: a TSS read (pthread_getspecific), as in the stdlib's handler.
     let current = unsafe { pyo3::ffi::PyGILState_GetThisThreadState() } as usize;
     USER_CACHE.clear();
-    let mem = Cached {
-        inner: SafeLocal::new(&USER_PIPE),
-        cache: &USER_CACHE,
-    };
+    let mem = Cached::new(SafeLocal::new(&USER_PIPE), &USER_CACHE);
     let walker = Walker::new(&mem, &target.layout, target.types);
     let mut d = TextReport {
         walker: &walker,

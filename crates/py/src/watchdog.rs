@@ -909,10 +909,7 @@ impl Scratch {
         let Some(target) = target::get() else {
             return Rendered { len: 0, ok: false };
         };
-        let mem = Cached {
-            inner: SafeLocal::new(&self.pipe),
-            cache: &self.cache,
-        };
+        let mem = Cached::new(SafeLocal::new(&self.pipe), &self.cache);
         let walker = Walker::new(&mem, &target.layout, target.types);
         let head_lock = target
             .head_lock

@@ -261,7 +261,7 @@ impl<'a, M: Memory> Walker<'a, M> {
             None => {
                 let mut buf = [0u8; CODE_HEAD];
                 self.mem
-                    .read_bytes(code, buf.get_mut(..need).unwrap_or(&mut []))?;
+                    .read_immutable(code, buf.get_mut(..need).unwrap_or(&mut []))?;
                 copy = buf;
                 copy.get(..need).unwrap_or(&[])
             }
@@ -344,7 +344,11 @@ impl<'a, M: Memory> Walker<'a, M> {
         ) else {
             return -1;
         };
-        let len = match self.mem.read::<isize>(size_at).map(usize::try_from) {
+        let len = match self
+            .mem
+            .read_immutable_value::<isize>(size_at)
+            .map(usize::try_from)
+        {
             // A line table is never larger than a few hundred kilobytes.
             Ok(Ok(n)) if n < (1 << 24) => n,
             _ => return -1,
@@ -363,7 +367,12 @@ impl<'a, M: Memory> Walker<'a, M> {
 
     /// The type object of an object. Async-signal-safe.
     pub fn type_of(&self, obj: usize) -> WalkResult<usize> {
-        self.ptr_field(obj, self.layout.ob_type)
+        // An object's type never changes once it is made, in the objects
+        // whose type the walker asks for (strings, modules).
+        let value = self
+            .mem
+            .read_immutable_value::<usize>(at(pointer(obj)?, self.layout.ob_type)?)?;
+        pointer(value)
     }
 
     /// The object as a string if it is a `str` (a `PyUnicode_Check`), or on
@@ -385,8 +394,12 @@ impl<'a, M: Memory> Walker<'a, M> {
         if !self.is_type(ty, self.types.unicode, TPFLAGS_UNICODE_SUBCLASS)? {
             return Ok(None);
         }
-        let length = self.mem.read::<isize>(at(obj, l.unicode_length)?)?;
-        let state = self.mem.read::<u32>(at(obj, l.unicode_state)?)?;
+        let length = self
+            .mem
+            .read_immutable_value::<isize>(at(obj, l.unicode_length)?)?;
+        let state = self
+            .mem
+            .read_immutable_value::<u32>(at(obj, l.unicode_state)?)?;
         let kind = ((state >> l.unicode_kind_shift) & 7) as usize;
         let compact = state & (1 << l.unicode_compact_bit) != 0;
         let ascii = state & (1 << l.unicode_ascii_bit) != 0;
@@ -424,14 +437,16 @@ impl<'a, M: Memory> Walker<'a, M> {
         }
         let flags = self
             .mem
-            .read::<u64>(at(pointer(ty)?, self.layout.tp_flags)?)?;
+            .read_immutable_value::<u64>(at(pointer(ty)?, self.layout.tp_flags)?)?;
         Ok(flags & subclass_flag != 0)
     }
 
     /// A 2.7 `PyStringObject`: `ob_size` bytes at `ob_sval`, one byte a
     /// code point. Async-signal-safe.
     fn bytes_str(&self, obj: usize, layout: BytesStr) -> WalkResult<Str> {
-        let length = self.mem.read::<isize>(at(obj, layout.size)?)?;
+        let length = self
+            .mem
+            .read_immutable_value::<isize>(at(obj, layout.size)?)?;
         let length = usize::try_from(length).map_err(|_| WalkError::Malformed(obj))?;
         Ok(Str {
             length,
@@ -633,7 +648,8 @@ impl<M: Memory> Iterator for ByteStream<'_, M> {
             // next < end here.
             let take = self.end.wrapping_sub(self.next).min(self.window.len());
             let (chunk, _) = self.window.split_at_mut(take);
-            if self.mem.read_bytes(self.next, chunk).is_err() {
+            // Line tables and string data: immutable objects.
+            if self.mem.read_immutable(self.next, chunk).is_err() {
                 self.failed = true;
                 return None;
             }

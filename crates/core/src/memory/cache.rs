@@ -92,6 +92,9 @@ impl Default for BlockCache {
 pub struct Cached<'c, M: Memory> {
     pub inner: M,
     pub cache: &'c BlockCache,
+    /// Where blocks of immutable objects go ([`Memory::read_immutable`]),
+    /// when they may outlive one walk: see [`Cached::with_stable`].
+    pub stable: Option<&'c BlockCache>,
 }
 
 /// Blocks a single prefetch brings in at most: half the cache, so that two
@@ -178,7 +181,29 @@ impl<const N: usize> Batch<N> {
     }
 }
 
-impl<M: Memory> Cached<'_, M> {
+impl<'c, M: Memory> Cached<'c, M> {
+    /// A reader whose blocks live in `cache` (cleared by its owner between
+    /// walks: the target changes). Async-signal-safe.
+    pub fn new(inner: M, cache: &'c BlockCache) -> Self {
+        Cached {
+            inner,
+            cache,
+            stable: None,
+        }
+    }
+
+    /// Keep the blocks of immutable objects (code objects, strings, line
+    /// tables: [`Memory::read_immutable`]) in `stable`, which the owner does
+    /// not clear between walks of the same process: a repeated dump then
+    /// reads only what changes (thread states, frames). For the dump of
+    /// another process (one command, a few walks): an object freed and its
+    /// memory reused for another within that time would be read stale, so
+    /// the signal paths, which may run for hours, do not use it.
+    pub fn with_stable(mut self, stable: &'c BlockCache) -> Self {
+        self.stable = Some(stable);
+        self
+    }
+
     /// Read again every block the cache holds from its last use, in one
     /// system call where the reader can batch, and forget the blocks that
     /// could not be read (all of them with a reader that cannot batch). For
@@ -197,40 +222,79 @@ impl<M: Memory> Cached<'_, M> {
 
     /// The slot holding the block at `base`, if cached. Async-signal-safe.
     fn slot_of(&self, base: usize) -> Option<usize> {
-        let last = self.cache.last.load(Ordering::Relaxed);
-        if self
-            .cache
-            .tag(last)
-            .is_some_and(|t| t.load(Ordering::Relaxed) == base)
-        {
-            return Some(last);
-        }
-        let found = self
-            .cache
-            .tags
-            .iter()
-            .position(|t| t.load(Ordering::Relaxed) == base)?;
-        self.cache.last.store(found, Ordering::Relaxed);
-        Some(found)
+        slot_in(self.cache, base)
     }
 
-    /// The slot holding a copy of the block at `base`, reading it if needed.
-    /// Async-signal-safe.
-    fn block(&self, base: usize) -> Result<usize, BadAddress> {
-        if let Some(i) = self.slot_of(base) {
-            return Ok(i);
+    /// Read `dst` at `addr` through the blocks of `cache`. Async-signal-safe.
+    fn read_through(
+        &self,
+        cache: &BlockCache,
+        addr: usize,
+        dst: &mut [u8],
+    ) -> Result<(), BadAddress> {
+        plausible(addr, dst.len())?;
+        let mut done = 0;
+        while let Some(out) = dst.get_mut(done..).filter(|rest| !rest.is_empty()) {
+            // addr + dst.len() does not overflow (`plausible`).
+            let at = addr.wrapping_add(done);
+            let base = at & !(BLOCK - 1);
+            let offset = at.wrapping_sub(base);
+            let take = BLOCK.wrapping_sub(offset).min(out.len());
+            let Ok(i) = block_in(cache, &self.inner, base) else {
+                // A block that cannot be read whole (never for an aligned
+                // page, but cheap to handle): read the range itself.
+                return self.inner.read_bytes(addr, dst);
+            };
+            // SAFETY: as in `block_in`: the cache is ours for this dump, and
+            // this view ends before the next block is read.
+            let block = unsafe { cache.block_mut(i) }.ok_or(BadAddress(at))?;
+            let src = block
+                .get(offset..offset.saturating_add(take))
+                .ok_or(BadAddress(at))?;
+            out.get_mut(..take)
+                .ok_or(BadAddress(at))?
+                .copy_from_slice(src);
+            done = done.saturating_add(take);
         }
-        let i = self.cache.victim();
-        let tag = self.cache.tag(i).ok_or(BadAddress(base))?;
-        tag.store(0, Ordering::Relaxed);
-        // SAFETY: exclusive use of the cache during one dump (see
-        // BlockCache); no reference to slot `i` is alive (its tag was
-        // cleared, and copies out of a block end before the next read).
-        let block = unsafe { self.cache.block_mut(i) }.ok_or(BadAddress(base))?;
-        self.inner.read_bytes(base, block)?;
-        tag.store(base, Ordering::Relaxed);
-        Ok(i)
+        Ok(())
     }
+}
+
+/// The slot of `cache` holding the block at `base`, if cached.
+/// Async-signal-safe.
+fn slot_in(cache: &BlockCache, base: usize) -> Option<usize> {
+    let last = cache.last.load(Ordering::Relaxed);
+    if cache
+        .tag(last)
+        .is_some_and(|t| t.load(Ordering::Relaxed) == base)
+    {
+        return Some(last);
+    }
+    let found = cache
+        .tags
+        .iter()
+        .position(|t| t.load(Ordering::Relaxed) == base)?;
+    cache.last.store(found, Ordering::Relaxed);
+    Some(found)
+}
+
+/// The slot of `cache` holding a copy of the block at `base`, read through
+/// `inner` if needed. Async-signal-safe.
+fn block_in<M: Memory>(cache: &BlockCache, inner: &M, base: usize) -> Result<usize, BadAddress> {
+    if let Some(i) = slot_in(cache, base) {
+        return Ok(i);
+    }
+    let i = cache.victim();
+    let tag = cache.tag(i).ok_or(BadAddress(base))?;
+    tag.store(0, Ordering::Relaxed);
+    // SAFETY: exclusive use of the cache during one dump (see BlockCache); no
+    // reference to slot `i` is alive (its tag was cleared, and copies out of
+    // a block end before the next read).
+    let block = unsafe { cache.block_mut(i) }.ok_or(BadAddress(base))?;
+    inner.read_bytes(base, block)?;
+    tag.store(base, Ordering::Relaxed);
+    cache.last.store(i, Ordering::Relaxed);
+    Ok(i)
 }
 
 impl<M: Memory> Memory for Cached<'_, M> {
@@ -263,30 +327,11 @@ impl<M: Memory> Memory for Cached<'_, M> {
 
     /// Async-signal-safe.
     fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
-        plausible(addr, dst.len())?;
-        let mut done = 0;
-        while let Some(out) = dst.get_mut(done..).filter(|rest| !rest.is_empty()) {
-            // addr + dst.len() does not overflow (`plausible`).
-            let at = addr.wrapping_add(done);
-            let base = at & !(BLOCK - 1);
-            let offset = at.wrapping_sub(base);
-            let take = BLOCK.wrapping_sub(offset).min(out.len());
-            let Ok(i) = self.block(base) else {
-                // A block that cannot be read whole (never for an aligned
-                // page, but cheap to handle): read the range itself.
-                return self.inner.read_bytes(addr, dst);
-            };
-            // SAFETY: as in `block`: the cache is ours for this dump, and
-            // this shared view ends before the next block is read.
-            let block = unsafe { self.cache.block_mut(i) }.ok_or(BadAddress(at))?;
-            let src = block
-                .get(offset..offset.saturating_add(take))
-                .ok_or(BadAddress(at))?;
-            out.get_mut(..take)
-                .ok_or(BadAddress(at))?
-                .copy_from_slice(src);
-            done = done.saturating_add(take);
-        }
-        Ok(())
+        self.read_through(self.cache, addr, dst)
+    }
+
+    /// Through the stable blocks, where there are. Async-signal-safe.
+    fn read_immutable(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        self.read_through(self.stable.unwrap_or(self.cache), addr, dst)
     }
 }

@@ -104,6 +104,27 @@ pub trait Memory {
     /// reader may fetch their blocks together. Never changes what a later
     /// read returns. Async-signal-safe.
     fn prefetch(&self, _addrs: &[usize]) {}
+
+    /// [`Memory::read_bytes`] of an object that never changes once made (a
+    /// code object's fields, a string, a line table): a caching reader may
+    /// keep such blocks for longer than one walk (see
+    /// [`Cached::with_stable`]). Async-signal-safe.
+    fn read_immutable(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        self.read_bytes(addr, dst)
+    }
+
+    /// One value of an immutable object ([`Memory::read_immutable`]).
+    /// Async-signal-safe.
+    fn read_immutable_value<T: Pod>(&self, addr: usize) -> Result<T, BadAddress> {
+        let mut value = MaybeUninit::<T>::zeroed();
+        // SAFETY: the slice covers exactly the (zero-initialised) bytes of `value`.
+        let bytes = unsafe {
+            core::slice::from_raw_parts_mut(value.as_mut_ptr().cast::<u8>(), size_of::<T>())
+        };
+        self.read_immutable(addr, bytes)?;
+        // SAFETY: T is Pod, so any bytes form a valid value; all were written.
+        Ok(unsafe { value.assume_init() })
+    }
 }
 
 /// Addresses below this are never valid objects (the NULL page and its
@@ -169,10 +190,7 @@ mod tests {
     fn cached_reader_reads_across_blocks() {
         static CACHE: BlockCache = BlockCache::new();
         let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
-        let m = Cached {
-            inner: LocalChecked::new(),
-            cache: &CACHE,
-        };
+        let m = Cached::new(LocalChecked::new(), &CACHE);
         let mut out = vec![0u8; 3000];
         m.read_bytes(data.as_ptr() as usize + 700, &mut out)
             .unwrap();
@@ -190,10 +208,7 @@ mod tests {
         static CACHE: BlockCache = BlockCache::new();
         let mut data: Vec<u64> = (0..4096u64).collect(); // 32 KiB: 8+ blocks
         let base = data.as_ptr() as usize;
-        let m = Cached {
-            inner: LocalChecked::new(),
-            cache: &CACHE,
-        };
+        let m = Cached::new(LocalChecked::new(), &CACHE);
         // An unreadable address in the middle: the blocks after it are left
         // to on-demand reads, which still see the right bytes.
         let unmapped = (1usize << 47) - 4096;

@@ -172,7 +172,7 @@ fn write_latin1<M: Memory, S: Sink>(
         }
     }
     let dst = out.spare(len).and_then(|spare| spare.get_mut(..len))?;
-    mem.read_bytes(data, dst).ok()?;
+    mem.read_immutable(data, dst).ok()?;
     let printable = printable_prefix(dst);
     if printable == len {
         out.commit(len);
@@ -383,7 +383,7 @@ impl<'o, S: Sink> TextSink<'o, S> {
         } else {
             dst
         };
-        if mem.read_bytes(seen.data, text).is_err() {
+        if mem.read_immutable(seen.data, text).is_err() {
             return false;
         }
         self.out.commit(total);
