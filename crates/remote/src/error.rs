@@ -52,6 +52,27 @@ pub enum RemoteError {
         doing: String,
         error: std::io::Error,
     },
+    /// A file the process had mapped, needed to read it, cannot be used:
+    /// it is not here, or it is another build (a core's files).
+    FileUnavailable {
+        pid: i32,
+        /// As the process saw it.
+        path: String,
+        /// What is wrong with it ("is not here (...)", "is not the file
+        /// the process had: ...").
+        why: String,
+    },
+    /// A file that is not a core lastwords can read.
+    BadCore {
+        core: String,
+        what: String,
+    },
+    /// A failure while reading the interpreter of a core: about the process
+    /// the core was taken from.
+    InCore {
+        core: String,
+        error: Box<RemoteError>,
+    },
 }
 
 impl fmt::Display for RemoteError {
@@ -111,6 +132,13 @@ impl fmt::Display for RemoteError {
                 write!(f, "the interpreter of process {pid} cannot be read: {what}")
             }
             Os { pid, doing, error } => write!(f, "cannot {doing} process {pid}: {error}"),
+            FileUnavailable { pid, path, why } => write!(
+                f,
+                "{path}, which process {pid} had mapped, {why}; give the files with --root DIR \
+                 (a directory that stands for /) or --executable PATH (the main program)"
+            ),
+            BadCore { core, what } => write!(f, "{core} is not a core lastwords can read: {what}"),
+            InCore { core, error } => write!(f, "core file {core}: {error}"),
         }
     }
 }
