@@ -75,8 +75,29 @@ pub enum RemoteError {
     },
 }
 
+/// Every message is one line, whatever the names in it hold: file names
+/// come from the target (or a core) and may hold newlines or escapes, which
+/// are shown escaped.
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.write_raw(&mut text)?;
+        for c in text.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RemoteError {
+    /// The message, names as they are.
+    fn write_raw(&self, f: &mut impl fmt::Write) -> fmt::Result {
         use RemoteError::*;
         match self {
             NoSuchProcess(pid) => write!(f, "no process with pid {pid}"),
@@ -138,7 +159,10 @@ impl fmt::Display for RemoteError {
                  (a directory that stands for /) or --executable PATH (the main program)"
             ),
             BadCore { core, what } => write!(f, "{core} is not a core lastwords can read: {what}"),
-            InCore { core, error } => write!(f, "core file {core}: {error}"),
+            InCore { core, error } => {
+                write!(f, "core file {core}: ")?;
+                error.write_raw(f)
+            }
         }
     }
 }
@@ -281,6 +305,18 @@ mod tests {
             assert!(!text.contains('\n'), "{text}");
             assert!(text.contains("1"), "{text}");
         }
+        // Names from the target are escaped.
+        let e = RemoteError::InCore {
+            core: "a\nb".into(),
+            error: Box::new(RemoteError::NotPython {
+                pid: 1,
+                exe: "/x\n\u{1b}[2Jy".into(),
+            }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "core file a\\nb: process 1 (/x\\n\\u{1b}[2Jy) is not a Python process: no CPython interpreter is mapped in it"
+        );
     }
 
     #[test]
