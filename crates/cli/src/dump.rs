@@ -195,8 +195,8 @@ fn run_core(path: &std::path::Path, options: &DumpOptions) -> Result<(), String>
         .and_then(|(_, tid)| interp.threads.iter().find(|t| t.tid == Some(tid)))
         .map_or(0, |t| t.tstate);
     // Thread names are not in a core: the main thread's is `pr_fname`.
-    let names: Vec<(u64, Vec<u8>)> = match (&source.core.process, source.core.pid()) {
-        (Some(p), Some(pid)) if !p.name.is_empty() => vec![(u64::from(pid), p.name.clone())],
+    let names: Vec<(u64, Vec<u8>)> = match &source.core.process {
+        Some(p) if !p.name.is_empty() && p.pid != 0 => vec![(u64::from(p.pid), p.name.clone())],
         _ => Vec::new(),
     };
     if options.repeat > 1 {

@@ -547,12 +547,16 @@ impl CoreFile {
         self.auxv.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v)
     }
 
-    /// The process id: the first thread's, else `NT_PRPSINFO`'s.
+    /// The process id: `NT_PRPSINFO`'s, else (a core without it) the
+    /// first thread's id (`pr_pid` of `NT_PRSTATUS` is the thread's, and
+    /// the first thread is the one that took the signal, not always the
+    /// main one).
     pub fn pid(&self) -> Option<u32> {
-        self.threads
-            .first()
-            .map(|t| t.tid)
-            .or(self.process.as_ref().map(|p| p.pid))
+        self.process
+            .as_ref()
+            .map(|p| p.pid)
+            .filter(|&p| p != 0)
+            .or(self.threads.first().map(|t| t.tid))
             .filter(|&p| p != 0)
     }
 

@@ -86,7 +86,7 @@ fn note(out: &mut Vec<u8>, kind: u32, desc: &[u8]) {
     out.extend(kind.to_le_bytes());
     out.extend(b"CORE\0\0\0\0");
     out.extend(desc);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -320,12 +320,12 @@ fn mutated_cores_give_a_report_or_one_error() {
             // into memory.
             6 => {
                 for _ in 0..1 + rng.below(2000) {
-                    let i = notes_end + rng.below(bytes.len() - notes_end - 8) & !7;
+                    let i = (notes_end + rng.below(bytes.len() - notes_end - 8)) & !7;
                     let value = match rng.below(3) {
                         0 => rng.next(),
                         1 => 0,
                         _ => {
-                            let j = notes_end + rng.below(bytes.len() - notes_end - 8) & !7;
+                            let j = (notes_end + rng.below(bytes.len() - notes_end - 8)) & !7;
                             u64::from_le_bytes(bytes[j..j + 8].try_into().unwrap())
                         }
                     };
@@ -353,6 +353,8 @@ fn mutated_cores_give_a_report_or_one_error() {
             }
         }
     }
-    eprintln!("2000 damaged cores: {reports} reports ({changed} unlike the intact one), {errors} errors");
+    eprintln!(
+        "2000 damaged cores: {reports} reports ({changed} unlike the intact one), {errors} errors"
+    );
     assert!(changed > 0 && errors > 0);
 }
