@@ -13,10 +13,11 @@ The cores are made by the tests themselves, from tests/remote/target_core.py:
   on the main thread) with core dumps enabled: every version, in the sid
   root too (its cores name the root's own paths: --root). The reference is
   then faulthandler's own fatal report (the same text built by the target
-  on 2.7). The cores go where the machine's core_pattern sends them: it must
-  be a file name relative to the crashing process's directory (the
-  default, "core"); the test does not change it, since it applies to every
-  process on the machine.
+  on 2.7). The cores go where the machine's core_pattern sends them (a file
+  name, relative to the crashing process's directory like the default
+  "core", or absolute); the test does not change it, since it applies to
+  every process on the machine, and is skipped, saying why, when cores go
+  to a program.
 
 --stdlib-format must print what the target's faulthandler printed, byte for
 byte, except thread names that a core does not hold: only the main thread's
@@ -64,12 +65,28 @@ def sid_root():
 
 
 def core_pattern():
+    """kernel.core_pattern (and kernel.core_uses_pid), which must name a
+    file: cores piped to a program (systemd-coredump, apport) are out of
+    the test's reach."""
     with open("/proc/sys/kernel/core_pattern") as f:
         pattern = f.read().strip()
-    if pattern.startswith("|") or "/" in pattern:
-        pytest.skip("kernel.core_pattern is %r: cores do not land in the process's directory "
+    if pattern.startswith("|"):
+        pytest.skip("kernel.core_pattern is %r: cores go to a program, not to a file this test can find "
                     "(set it to 'core' to run this test)" % pattern)
+    with open("/proc/sys/kernel/core_uses_pid") as f:
+        if f.read().strip() == "1" and "%p" not in pattern:
+            pattern += ".%p"
     return pattern
+
+
+def core_path(pid, root, cwd):
+    """Where the kernel writes the core of process `pid`, as a glob: the
+    pattern's %p is the pid, its other specifiers (%e, %t, %h...) match
+    anything; a relative pattern is in the process's directory `cwd`, an
+    absolute one under its root `root` (the sid root for its processes)."""
+    pattern = core_pattern()
+    path = re.sub(r"%(.)", lambda m: {"%": "%", "p": str(pid), "P": str(pid)}.get(m.group(1), "*"), pattern)
+    return root.rstrip("/") + path if path.startswith("/") else os.path.join(cwd, path)
 
 
 class CoreTarget:
@@ -116,9 +133,12 @@ class CoreTarget:
             time.sleep(0.001)  # polling the target's state
 
     def find_core(self):
-        cores = [f for f in os.listdir(self.dir) if f.startswith("core")]
-        assert len(cores) == 1, (cores, core_pattern())
-        return os.path.join(self.dir, cores[0])
+        import glob
+
+        where = core_path(self.pid, sid_root() if self.sid else "", self.dir)
+        cores = glob.glob(where)
+        assert len(cores) == 1, (where, cores, core_pattern())
+        return cores[0]
 
     def gcore(self):
         out = subprocess.run(["gcore", "-o", os.path.join(self.dir, "gcore"), str(self.pid)],
@@ -163,6 +183,10 @@ class CoreTarget:
             os.kill(self.pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
+        # A core_pattern may have put the core elsewhere.
+        core = getattr(self, "core", None)
+        if core and not core.startswith(self.dir + "/") and os.path.exists(core):
+            os.unlink(core)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

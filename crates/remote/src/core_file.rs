@@ -52,6 +52,8 @@ const MAX_NOTES: usize = 1 << 20;
 const MAX_FILE_ENTRIES: usize = 1 << 21;
 const MAX_THREADS: usize = 1 << 17;
 const MAX_AUXV: usize = 4096;
+/// The largest core file mapped (a mapping costs nothing until read).
+const MAX_CORE_FILE: u64 = 1 << 44;
 
 /// Where a core's bytes live: the file mapped, or decompressed in memory.
 pub enum CoreBytes {
@@ -254,7 +256,8 @@ impl CoreFile {
     /// Open `path`: a core, or one compressed by systemd-coredump (`.zst`,
     /// `.lz4`, `.xz`, recognised by their magic numbers).
     pub fn open(path: &Path) -> Result<CoreFile, CoreError> {
-        let mapped = MappedFile::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
+        let mapped = MappedFile::open_at_most(path, MAX_CORE_FILE)
+            .map_err(|e| bad(format!("cannot open it: {e}")))?;
         match crate::decompress::format_of(mapped.bytes()) {
             Some(format) => {
                 let bytes = crate::decompress::decompress(format, mapped.bytes())

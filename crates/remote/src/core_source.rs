@@ -270,9 +270,14 @@ impl CoreSource {
             looked_at: looked_at.clone(),
             error: e.to_string(),
         })?;
-        let in_core = s
-            .header_at
-            .and_then(|at| build_id(|offset, len| self.core.dumped(at.checked_add(offset)?, len)));
+        // Only whole reads: a cut note is no build-id.
+        let in_core = s.header_at.and_then(|at| {
+            build_id(|offset, len| {
+                self.core
+                    .dumped(at.checked_add(offset)?, len)
+                    .filter(|b| b.len() == len)
+            })
+        });
         let on_disk = build_id(|offset, len| {
             let start = usize::try_from(offset).ok()?;
             file.bytes().get(start..start.checked_add(len)?)

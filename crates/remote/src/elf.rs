@@ -57,6 +57,13 @@ impl MappedFile {
     /// and so is anything but a regular file: a path from a hostile core
     /// may name a FIFO (opened without blocking, then refused) or a device.
     pub fn open(path: &Path) -> std::io::Result<MappedFile> {
+        MappedFile::open_at_most(path, MAX_FILE)
+    }
+
+    /// [`MappedFile::open`] for files of up to `max` bytes (a core file
+    /// may be far larger than any ELF file; mapping it costs nothing until
+    /// it is read).
+    pub fn open_at_most(path: &Path, max: u64) -> std::io::Result<MappedFile> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -70,7 +77,7 @@ impl MappedFile {
             ));
         }
         let size = meta.len();
-        if size == 0 || size > MAX_FILE {
+        if size == 0 || size > max {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!(
