@@ -74,8 +74,9 @@ impl Write for Bounded {
 
 fn too_large(limit: u64) -> String {
     format!(
-        "it holds more than {} GiB; decompress it yourself and pass the result",
-        limit >> 30
+        "it holds more than {:.1} GiB, more than lastwords decompresses in memory here; \
+         decompress it yourself and pass the result",
+        limit as f64 / f64::from(1u32 << 30)
     )
 }
 
@@ -93,9 +94,24 @@ fn drain(mut reader: impl Read, out: &mut Bounded) -> std::io::Result<()> {
     }
 }
 
-/// Decompress all of `data` (one or more concatenated frames or streams).
+/// Decompress all of `data` (one or more concatenated frames or streams),
+/// into at most [`MAX_CORE`] bytes and half the memory the machine has
+/// available: a file that claims more ends in an error, not in the
+/// out-of-memory killer.
 pub fn decompress(format: Format, data: &[u8]) -> Result<Vec<u8>, String> {
-    decompress_bounded(format, data, MAX_CORE)
+    let limit = match memory_available() {
+        Some(available) => MAX_CORE.min(available / 2),
+        None => MAX_CORE,
+    };
+    decompress_bounded(format, data, limit)
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// [`decompress`] with a limit on the output.
