@@ -238,6 +238,10 @@ def check_json(core, t, signal_number, current):
     assert any("target_core.py" in arg for arg in process["command_line"]), process["command_line"]
     for th in process["threads"]:
         assert th["current"] == (th["thread_id"] == current), th
+        # The GIL, as the core has it: a parked process's threads all wait;
+        # a thread that crashes in Python code (os.abort(), a ctypes read)
+        # holds it.
+        assert th["holds_gil"] == (th["thread_id"] == current and signal_number != signal.SIGQUIT), th
         assert th["end"] == "complete", th
         # Only the main thread has a name in a core.
         assert (th["name"] is not None) == (th["thread_id"] == t.main), th
