@@ -13,8 +13,17 @@
 //! [`ATTEMPTS`] times. `--pause` stops every thread with ptrace instead, and
 //! resumes them on every path (the kernel also resumes them if lastwords
 //! dies).
+//!
+//! `--core CORE` reads a core file instead (the kernel's, gcore's, or
+//! systemd-coredump's compressed one): discovery and the walk are the same,
+//! through lastwords-remote's `CoreSource`, which is the core's memory (its
+//! segments, and the files it names for what it left out). Nothing moves
+//! under the walk, so it is taken once; the thread that took the signal the
+//! process died of is the "current" one, as in the report its own
+//! faulthandler wrote.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lastwords_core::cpython::walk::Walker;
@@ -26,8 +35,10 @@ use lastwords_core::report::{
     Traversal,
 };
 use lastwords_core::writer::{FlushPolicy, VecSink, Writer};
+use lastwords_remote::core_file::CoreFile;
+use lastwords_remote::core_source::{CoreOptions, CoreSource};
 use lastwords_remote::discover::TidAt;
-use lastwords_remote::{Interpreter, RemoteError, attach, discover};
+use lastwords_remote::{Interpreter, RemoteError, attach, discover, discover_in};
 
 /// How many times a dump of a running process is taken before its result is
 /// kept, markers and all.
@@ -52,6 +63,11 @@ pub struct DumpOptions {
     pub repeat: usize,
     /// The walk alone, for `--repeat`: no thread names, no GIL holder.
     pub walk_only: bool,
+    /// `--core CORE`: a core file instead of a process.
+    pub core: Option<PathBuf>,
+    /// `--executable PATH`, `--root DIR`: where the core's files are.
+    pub executable: Option<PathBuf>,
+    pub root: Option<PathBuf>,
 }
 
 /// One process, dumped (or why not).
@@ -59,6 +75,17 @@ pub struct ProcessDump {
     pub pid: i32,
     pub command_line: Vec<Vec<u8>>,
     pub outcome: Result<Dumped, RemoteError>,
+    /// Read from a core file rather than the running process.
+    pub core: Option<CoreFacts>,
+}
+
+/// What the report says of a core file.
+pub struct CoreFacts {
+    pub path: PathBuf,
+    /// zstd, lz4, xz.
+    pub compression: Option<&'static str>,
+    /// The signal the process died of, and the thread that took it.
+    pub signal: Option<(i32, u32)>,
 }
 
 /// A process whose threads were read.
@@ -75,6 +102,9 @@ pub struct Dumped {
 /// Dump every process asked for; returns whether the first (PID) could be
 /// dumped.
 pub fn run(options: &DumpOptions) -> Result<(), String> {
+    if let Some(core) = &options.core {
+        return run_core(core, options);
+    }
     let pids = if options.subprocesses {
         crate::processes::tree(options.pid)
     } else {
@@ -95,20 +125,149 @@ pub fn run(options: &DumpOptions) -> Result<(), String> {
         }
         dumps.push(dump);
     }
+    print_dumps(&dumps, options)?;
+    match dumps.first().map(|d| &d.outcome) {
+        Some(Err(e)) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// The report of `dumps` on stdout.
+fn print_dumps(dumps: &[ProcessDump], options: &DumpOptions) -> Result<(), String> {
     let out = if options.json {
-        json_document(&dumps)
+        json_document(dumps)
     } else {
-        text_document(&dumps, options)
+        text_document(dumps, options)
     };
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(&out)
         .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write the report: {e}"))?;
-    match dumps.first().map(|d| &d.outcome) {
-        Some(Err(e)) => Err(e.to_string()),
-        _ => Ok(()),
+        .map_err(|e| format!("cannot write the report: {e}"))
+}
+
+/// `--core CORE`: open, discover, walk once; notes on stderr for what the
+/// core lacked (cut segments, files that are not here).
+fn run_core(path: &std::path::Path, options: &DumpOptions) -> Result<(), String> {
+    let shown = path.display().to_string();
+    let bad = |what: String| {
+        RemoteError::BadCore {
+            core: shown.clone(),
+            what,
+        }
+        .to_string()
+    };
+    let core = CoreFile::open(path).map_err(|e| bad(e.0))?;
+    let facts = CoreFacts {
+        path: path.to_path_buf(),
+        compression: core.compression,
+        signal: core.fatal_signal(),
+    };
+    let source = CoreSource::new(
+        core,
+        CoreOptions {
+            executable: options.executable.clone(),
+            root: options.root.clone(),
+        },
+    )
+    .map_err(bad)?;
+    let truncated = match source.core.missing_bytes {
+        0 => String::new(),
+        n => format!(
+            "the core file is truncated: {n} bytes of the memory it should hold are missing"
+        ),
+    };
+    let interp = discover_in(&source).map_err(|e| {
+        let e = RemoteError::InCore {
+            core: shown.clone(),
+            error: Box::new(e),
+        };
+        if truncated.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e} ({truncated})")
+        }
+    })?;
+    // The thread that took the fatal signal is the report's current one.
+    let current = facts
+        .signal
+        .and_then(|(_, tid)| interp.threads.iter().find(|t| t.tid == Some(tid)))
+        .map_or(0, |t| t.tstate);
+    // Thread names are not in a core: the main thread's is `pr_fname`.
+    let names: Vec<(u64, Vec<u8>)> = match &source.core.process {
+        Some(p) if !p.name.is_empty() && p.pid != 0 => vec![(u64::from(p.pid), p.name.clone())],
+        _ => Vec::new(),
+    };
+    if options.repeat > 1 {
+        time_walks(
+            &interp,
+            &source,
+            &source,
+            options,
+            &How::core(current, &names),
+        );
+    }
+    let (threads, _, _) = render(
+        &interp,
+        &source,
+        &source,
+        options,
+        &How::core(current, &names),
+    );
+    let dump = ProcessDump {
+        pid: interp.pid,
+        command_line: source.command_line(),
+        outcome: Ok(Dumped {
+            interp,
+            threads,
+            stopped_for: None,
+            attempts: 1,
+        }),
+        core: Some(facts),
+    };
+    print_dumps(std::slice::from_ref(&dump), options)?;
+    if !truncated.is_empty() {
+        eprintln!("lastwords: note: {truncated}; what they held is shown as unreadable");
+    }
+    if source.core.bad_notes > 0 {
+        eprintln!(
+            "lastwords: note: {} notes of the core could not be read (cut or malformed)",
+            source.core.bad_notes
+        );
+    }
+    for (file, problem) in source.unavailable_files() {
+        eprintln!("lastwords: note: {file} {problem}: its memory was not read");
+    }
+    Ok(())
+}
+
+/// How one walk reads and names threads.
+struct How<'n> {
+    /// Re-read each thread's top frame and the thread list after the walk
+    /// (a running process).
+    checked: bool,
+    /// The thread state to call "current" (0: none).
+    current: usize,
+    /// Names by kernel thread id, instead of `/proc` (a core).
+    names: Option<&'n [(u64, Vec<u8>)]>,
+}
+
+impl<'n> How<'n> {
+    fn process(checked: bool) -> Self {
+        How {
+            checked,
+            current: 0,
+            names: None,
+        }
+    }
+
+    fn core(current: usize, names: &'n [(u64, Vec<u8>)]) -> Self {
+        How {
+            checked: false,
+            current,
+            names: Some(names),
+        }
     }
 }
 
@@ -117,7 +276,6 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
     let command_line = crate::processes::command_line(pid);
     let outcome = discover(pid).and_then(|interp| {
         let mem = ProcessMemory::new(pid);
-        // Heap: 256 KiB would not fit the main thread's stack comfortably.
         // Blocks of what changes (thread states, frames: read afresh by each
         // walk) and of what does not (code objects, strings, line tables:
         // kept for the walks of this one command). On the heap: 256 KiB each.
@@ -125,10 +283,9 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
             volatile: Box::new(BlockCache::new()),
             stable: Box::new(BlockCache::new()),
         };
-        let cache = &caches;
         if options.pause {
             let paused = attach::pause(pid, PAUSE_TIMEOUT)?;
-            let (threads, _, _) = render(&interp, &mem, cache, options, false);
+            let (threads, _, _) = render_live(&interp, &mem, &caches, options, false);
             let resumed = paused.resume();
             Ok(Dumped {
                 interp,
@@ -138,12 +295,13 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
             })
         } else {
             if options.repeat > 1 {
-                time_walks(&interp, &mem, cache, options);
+                let cached = Cached::new(mem, &caches.volatile).with_stable(&caches.stable);
+                time_walks(&interp, &cached, &mem, options, &How::process(false));
             }
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let (threads, steady, _) = render(&interp, &mem, cache, options, true);
+                let (threads, steady, _) = render_live(&interp, &mem, &caches, options, true);
                 if steady || attempts >= ATTEMPTS {
                     break Ok(Dumped {
                         interp,
@@ -159,16 +317,23 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
         pid,
         command_line,
         outcome,
+        core: None,
     }
 }
 
-/// `--repeat N`: walk and render the process N times, as the walks of one
+/// `--repeat N`: walk and render the target N times, as the walks of one
 /// dump do (what changes read afresh each time, immutable objects kept), and
 /// say on stderr what one took, per walk and per frame: the walk alone,
 /// threads, frames, file and function names and lines, as CPython's own
-/// `RemoteUnwinder.get_stack_trace()` gives them (no thread names read from
-/// /proc, no GIL holder).
-fn time_walks(interp: &Interpreter, mem: &ProcessMemory, cache: &Caches, options: &DumpOptions) {
+/// `RemoteUnwinder.get_stack_trace()` gives them (no thread names, no GIL
+/// holder).
+fn time_walks<M: Memory + Clears, F: Memory>(
+    interp: &Interpreter,
+    mem: &M,
+    fresh: &F,
+    options: &DumpOptions,
+    how: &How<'_>,
+) {
     let walk_only = DumpOptions {
         stdlib_format: true,
         json: false,
@@ -178,7 +343,8 @@ fn time_walks(interp: &Interpreter, mem: &ProcessMemory, cache: &Caches, options
     let started = std::time::Instant::now();
     let mut frames = 0;
     for _ in 0..options.repeat {
-        frames = render(interp, mem, cache, &walk_only, false).2;
+        mem.clear();
+        frames = render(interp, mem, fresh, &walk_only, how).2;
     }
     let per_dump = started.elapsed().as_nanos() / options.repeat as u128;
     eprintln!(
@@ -191,25 +357,56 @@ fn time_walks(interp: &Interpreter, mem: &ProcessMemory, cache: &Caches, options
     );
 }
 
-/// The page caches of one dump command (see `dump_process`).
-struct Caches {
-    volatile: Box<BlockCache>,
-    stable: Box<BlockCache>,
+/// A reader whose cache (if any) can be emptied between walks.
+trait Clears {
+    fn clear(&self);
+}
+
+impl<M: Memory> Clears for Cached<'_, M> {
+    fn clear(&self) {
+        self.cache.clear();
+    }
+}
+
+impl Clears for CoreSource {
+    fn clear(&self) {}
 }
 
 /// Records what a traversal did, for the checks of a dump of a running
 /// process: the thread states listed, whether a thread moved, frames listed.
-struct Watch<S> {
+/// Where `names` is given (a core), thread names come from it.
+struct Watch<'n, S> {
     inner: S,
     tstates: Vec<usize>,
     changed: bool,
     frames: usize,
+    names: Option<&'n [(u64, Vec<u8>)]>,
 }
 
-impl<M: Memory, S: ReportSink<M>> ReportSink<M> for Watch<S> {
+impl<M: Memory, S: ReportSink<M>> ReportSink<M> for Watch<'_, S> {
     fn thread(&mut self, walker: &Walker<'_, M>, header: &ThreadHeader<'_>) {
         self.tstates.push(header.tstate);
-        self.inner.thread(walker, header);
+        match self.names {
+            Some(names) => {
+                let name = header.native_id.and_then(|tid| {
+                    names
+                        .iter()
+                        .find(|(t, _)| *t == tid)
+                        .map(|(_, n)| n.as_slice())
+                });
+                let named = ThreadHeader {
+                    name,
+                    tstate: header.tstate,
+                    thread_id: header.thread_id,
+                    native_id: header.native_id,
+                    is_current: header.is_current,
+                    holds_gil: header.holds_gil,
+                    gc_collecting: header.gc_collecting,
+                };
+                self.inner.thread(walker, &named);
+            }
+            None => self.inner.thread(walker, header),
+        }
     }
     fn stack(&mut self) {
         self.inner.stack();
@@ -249,10 +446,8 @@ fn format_for(interp: &Interpreter, options: &DumpOptions) -> Format {
     }
 }
 
-/// One walk of the target's threads into text or JSON; returns the bytes,
-/// whether nothing moved under the walk (always true when `checked` is
-/// false, for a paused target), and how many frames were listed.
-fn render(
+/// One walk of a running (or paused) process, through the page cache.
+fn render_live(
     interp: &Interpreter,
     mem: &ProcessMemory,
     caches: &Caches,
@@ -261,14 +456,35 @@ fn render(
 ) -> (Vec<u8>, bool, usize) {
     caches.volatile.clear();
     let cached = Cached::new(*mem, &caches.volatile).with_stable(&caches.stable);
+    render(interp, &cached, mem, options, &How::process(checked))
+}
+
+/// The page caches of one dump of a live process (see `dump_process`).
+struct Caches {
+    volatile: Box<BlockCache>,
+    stable: Box<BlockCache>,
+}
+
+/// One walk of the target's threads into text or JSON, reading through
+/// `mem` (and `fresh` for re-reads that must see the target as it is now);
+/// returns the bytes, whether nothing moved under the walk (always true when
+/// `how.checked` is false: a paused target, a core), and how many frames
+/// were listed.
+fn render<M: Memory, F: Memory>(
+    interp: &Interpreter,
+    mem: &M,
+    fresh_mem: &F,
+    options: &DumpOptions,
+    how: &How<'_>,
+) -> (Vec<u8>, bool, usize) {
+    let checked = how.checked;
     let types = interp.known_types();
-    let walker = Walker::new(&cached, &interp.layout, types);
-    // Re-reads go around the cache: they must see the target as it is now.
-    let fresh = Walker::new(mem, &interp.layout, types);
+    let walker = Walker::new(mem, &interp.layout, types);
+    let fresh = Walker::new(fresh_mem, &interp.layout, types);
     let recheck = |tstate: usize| fresh.current_frame(tstate).ok();
     let format = format_for(interp, options);
     let gil = if (format.gil_marker || options.json) && !options.walk_only {
-        match interp.gil_holder(mem) {
+        match interp.gil_holder(fresh_mem) {
             Ok(Some(t)) => GilHolder::ThreadState(t),
             Ok(None) => GilHolder::Nobody,
             Err(_) => GilHolder::Unknown,
@@ -280,7 +496,8 @@ fn render(
         walker: &walker,
         limits: options.limits,
         shims_count: format.shims_count,
-        names: if (format.thread_names || options.json) && !options.walk_only {
+        names: if (format.thread_names || options.json) && !options.walk_only && how.names.is_none()
+        {
             ThreadNames::Process(u64::try_from(interp.pid).unwrap_or(0))
         } else {
             ThreadNames::None
@@ -292,6 +509,14 @@ fn render(
         },
         recheck: if checked { Some(&recheck) } else { None },
     };
+    // A core's names (its table), where the report prints names.
+    let names = how.names.map(|table| {
+        if (format.thread_names || options.json) && !options.walk_only {
+            table
+        } else {
+            &[][..]
+        }
+    });
     let mut out = Writer::new(VecSink::default(), FlushPolicy::WhenFull);
     let watch = if options.json {
         let mut sink = Watch {
@@ -299,9 +524,10 @@ fn render(
             tstates: Vec::new(),
             changed: false,
             frames: 0,
+            names,
         };
         sink.inner.begin();
-        let walked = traversal.all_threads(&mut sink, interp.interp_head, 0);
+        let walked = traversal.all_threads(&mut sink, interp.interp_head, how.current);
         if walked.is_ok() {
             sink.inner.finish();
         }
@@ -312,8 +538,9 @@ fn render(
             tstates: Vec::new(),
             changed: false,
             frames: 0,
+            names,
         };
-        let walked = traversal.all_threads(&mut sink, interp.interp_head, 0);
+        let walked = traversal.all_threads(&mut sink, interp.interp_head, how.current);
         (sink.tstates, sink.changed, sink.frames, walked)
     };
     let (tstates, changed, frames, walked) = watch;
@@ -387,12 +614,32 @@ fn text_document(dumps: &[ProcessDump], options: &DumpOptions) -> Vec<u8> {
         }
         let mut header = String::new();
         if !options.stdlib_format {
-            let _ = writeln!(
-                header,
-                "Process {}: {}",
-                dump.pid,
-                command_line_text(&dump.command_line)
-            );
+            match &dump.core {
+                None => {
+                    let _ = writeln!(
+                        header,
+                        "Process {}: {}",
+                        dump.pid,
+                        command_line_text(&dump.command_line)
+                    );
+                }
+                Some(core) => {
+                    let _ = writeln!(
+                        header,
+                        "Core file {}{}: process {}: {}",
+                        core.path.display(),
+                        core.compression
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default(),
+                        dump.pid,
+                        command_line_text(&dump.command_line)
+                    );
+                    if let Some((signal, tid)) = core.signal {
+                        let _ =
+                            writeln!(header, "Killed by {} on thread {tid}", signal_name(signal));
+                    }
+                }
+            }
         }
         match &dump.outcome {
             Ok(d) => {
@@ -462,6 +709,32 @@ fn json_document(dumps: &[ProcessDump]) -> Vec<u8> {
             j.bytes_string(arg);
         }
         j.out.byte(b']');
+        if let Some(core) = &dump.core {
+            j.out.byte(b',');
+            j.key("core");
+            j.out.byte(b'{');
+            j.key("path");
+            j.bytes_string(core.path.as_os_str().as_encoded_bytes());
+            j.out.byte(b',');
+            j.key("compression");
+            match core.compression {
+                Some(c) => j.string(c),
+                None => j.out.str("null"),
+            }
+            j.out.byte(b',');
+            j.key("signal");
+            match core.signal {
+                Some((signal, _)) => j.number(u64::try_from(signal).unwrap_or(0)),
+                None => j.out.str("null"),
+            }
+            j.out.byte(b',');
+            j.key("signal_thread");
+            match core.signal {
+                Some((_, tid)) => j.number(u64::from(tid)),
+                None => j.out.str("null"),
+            }
+            j.out.byte(b'}');
+        }
         match &dump.outcome {
             Err(e) => {
                 j.out.byte(b',');
@@ -507,4 +780,27 @@ fn json_document(dumps: &[ProcessDump]) -> Vec<u8> {
     w.str("]}");
     w.byte(b'\n');
     w.into_sink().bytes
+}
+
+/// `SIGSEGV (signal 11)`, for a core's header.
+fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {signal}"),
+    };
+    format!("{name} (signal {signal})")
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! lastwords [--file PATH] [--python PATH] run ARGS...   python ARGS..., with lastwords enabled
 //! lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] [--repeat N] PID
+//! lastwords dump [--json] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
 //! lastwords --version
 //! ```
 //!
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: lastwords [--file PATH] [--python PATH] run [PYTHON ARGS...]
        lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] PID
+       lastwords dump [--json] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
        lastwords --version
 
 Commands:
@@ -31,6 +33,9 @@ Commands:
   dump PID        print the Python stack of every thread of process PID (any
                   CPython 2.7 or 3.9-3.15, which need not have imported
                   lastwords), without stopping it
+  dump --core CORE
+                  the same from a core file (the kernel's, gcore's, or
+                  systemd-coredump's compressed one)
 
 Options of dump:
   --json          one JSON document (schema/report.schema.json)
@@ -43,6 +48,12 @@ Options of dump:
                   before 3.14, no GIL marker
   --repeat N      (benchmarks) read the process N times, print the last report
                   and, on stderr, the time a walk took
+  --executable PATH
+                  (with --core) the main program, where the path the core
+                  names does not lead to it
+  --root DIR      (with --core) look for the files the core names under DIR,
+                  as if it were / (a core from a container, a chroot or
+                  another machine)
 
 Options (before the command):
   --file PATH     append crash reports to PATH instead of stderr
@@ -105,6 +116,9 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
         stdlib_format: false,
         repeat: 1,
         walk_only: false,
+        core: None,
+        executable: None,
+        root: None,
     };
     let mut pid = None;
     let mut args = args.into_iter();
@@ -119,6 +133,17 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
             Some("--subprocesses") => options.subprocesses = true,
             Some("--all") => options.limits = lastwords_core::report::Limits::LIFTED,
             Some("--stdlib-format") => options.stdlib_format = true,
+            Some(flag @ ("--core" | "--executable" | "--root")) => {
+                let Some(value) = args.next().filter(|v| !v.is_empty()) else {
+                    return usage_error(&format!("{flag} needs a path"));
+                };
+                let value = Some(std::path::PathBuf::from(value));
+                match flag {
+                    "--core" => options.core = value,
+                    "--executable" => options.executable = value,
+                    _ => options.root = value,
+                }
+            }
             Some("-h" | "--help") => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -130,8 +155,20 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
             _ => return usage_error(&format!("unknown option of dump: {arg:?}")),
         }
     }
-    let Some(pid) = pid else {
-        return usage_error("dump needs a process id");
+    if options.core.is_some() {
+        if pid.is_some() {
+            return usage_error("dump takes a process id or --core CORE, not both");
+        }
+        if options.pause || options.subprocesses {
+            return usage_error("--pause and --subprocesses are for a process, not a core");
+        }
+    } else if options.executable.is_some() || options.root.is_some() {
+        return usage_error("--executable and --root go with --core CORE");
+    }
+    let pid = match pid {
+        Some(pid) => pid,
+        None if options.core.is_some() => 0,
+        None => return usage_error("dump needs a process id"),
     };
     options.pid = pid;
     match dump::run(&options) {

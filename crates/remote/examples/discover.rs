@@ -195,7 +195,7 @@ fn main() {
             Err(e) => fail(e),
         };
         let stopped_after = start.elapsed();
-        let threads = interp.read_threads(&mem);
+        let threads = interp.read_threads(&mem, &lastwords_remote::discover::task_ids(pid));
         let regs_ok = paused
             .tids()
             .iter()

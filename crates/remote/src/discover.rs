@@ -6,6 +6,8 @@
 //! [`RemoteError`] that says why not). It reads `/proc/PID/maps`, the
 //! interpreter's ELF file (through the target's root) and a few words of the
 //! target's memory; it never writes to the target and never stops it.
+//! [`discover_in`] does the same through any [`Source`]: a live process, or
+//! a core file ([`crate::core_source`]).
 //!
 //! Everything read from the target or its files is untrusted: checked
 //! arithmetic, bounded loops, no panics.
@@ -19,18 +21,18 @@
 )]
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use lastwords_core::cpython::debug_offsets;
 use lastwords_core::cpython::layout::{self, Layout};
 use lastwords_core::memory::Memory;
 
 use crate::elf::{Elf, MappedFile, OpenedThrough};
-use crate::error::{RemoteError, classify};
+use crate::error::RemoteError;
 use crate::facts::{self, Gil, Tid, VersionFacts};
-use crate::maps::{self, Mapping};
+use crate::maps::Mapping;
+use crate::source::{LiveProcess, Source};
 use crate::x86;
-use lastwords_core::memory::ProcessMemory;
 
 /// Threads followed at most in one interpreter's list (the walker's own
 /// bound is lower; this one only stops a cycle).
@@ -235,6 +237,8 @@ pub struct ThreadInfo {
 #[derive(Clone, Debug)]
 pub struct Interpreter {
     pub pid: i32,
+    /// Read from a running process (else from a core file).
+    pub live: bool,
     pub version: Version,
     pub version_source: VersionSource,
     /// Every source that gave a version (they agree: discovery fails
@@ -266,21 +270,25 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
-    /// Read the thread list of the head interpreter again, with tids and
-    /// the GIL holder (call it while the target is paused for a consistent
-    /// answer).
-    pub fn read_threads(&self, mem: &ProcessMemory) -> Result<Vec<ThreadInfo>, RemoteError> {
-        let tasks = task_ids(self.pid);
+    /// Read the thread list of the head interpreter again, with tids (checked
+    /// against `tasks`, the kernel's) and the GIL holder (call it while the
+    /// target is paused for a consistent answer).
+    pub fn read_threads<M: Memory>(
+        &self,
+        mem: &M,
+        tasks: &HashSet<u32>,
+    ) -> Result<Vec<ThreadInfo>, RemoteError> {
         let holder = self.gil_holder(mem).unwrap_or(None);
         let f = self.thread_offsets;
+        let cx = self.cx();
         let mut out = Vec::new();
         let mut seen = HashSet::new();
-        let mut t = read_ptr(mem, self.pid, self.interp_head, f.interp_threads_head)?;
+        let mut t = read_ptr(mem, cx, self.interp_head, f.interp_threads_head)?;
         while t != 0 {
             if out.len() >= MAX_THREADS || !seen.insert(t) {
                 return Err(self.inconsistent("the thread list does not end"));
             }
-            let interp = read_ptr(mem, self.pid, t, f.tstate_interp)?;
+            let interp = read_ptr(mem, cx, t, f.tstate_interp)?;
             if interp != self.interp_head {
                 return Err(self.inconsistent(&format!(
                     "thread state 0x{t:x} belongs to interpreter 0x{interp:x}, not 0x{:x}",
@@ -298,13 +306,13 @@ impl Interpreter {
                 tid_verified: tid.is_some_and(|tid| tasks.contains(&tid)),
                 holds_gil: holder == Some(t),
             });
-            t = read_ptr(mem, self.pid, t, f.tstate_next)?;
+            t = read_ptr(mem, cx, t, f.tstate_next)?;
         }
         Ok(out)
     }
 
     /// The thread state holding the GIL, None when no thread holds it.
-    pub fn gil_holder(&self, mem: &ProcessMemory) -> Result<Option<usize>, RemoteError> {
+    pub fn gil_holder<M: Memory>(&self, mem: &M) -> Result<Option<usize>, RemoteError> {
         match self.gil {
             GilAt::CurrentThreadState { var } => {
                 let t = mem.read::<usize>(var).map_err(|_| self.unreadable(var))?;
@@ -328,7 +336,7 @@ impl Interpreter {
         }
     }
 
-    fn tid_of(&self, mem: &ProcessMemory, tstate: usize, thread_id: u64) -> Option<u32> {
+    fn tid_of<M: Memory>(&self, mem: &M, tstate: usize, thread_id: u64) -> Option<u32> {
         match self.tid {
             TidAt::ThreadState { offset } => {
                 let v = mem.read::<u64>(tstate.checked_add(offset)?).ok()?;
@@ -360,8 +368,23 @@ impl Interpreter {
     }
 
     fn unreadable(&self, addr: usize) -> RemoteError {
-        unreadable(self.pid, addr)
+        unreadable(self.cx(), addr)
     }
+
+    fn cx(&self) -> Cx {
+        Cx {
+            pid: self.pid,
+            live: self.live,
+        }
+    }
+}
+
+/// Who is read, for errors: a running process (which may have exited when
+/// a read fails) or a core.
+#[derive(Clone, Copy, Debug)]
+struct Cx {
+    pid: i32,
+    live: bool,
 }
 
 /// The kernel tids of the process's threads.
@@ -383,29 +406,25 @@ fn add(pid: i32, base: usize, offset: usize) -> Result<usize, RemoteError> {
         })
 }
 
-/// An unreadable address: the process is gone, or a pointer is bad.
-fn unreadable(pid: i32, addr: usize) -> RemoteError {
-    if !crate::error::alive(pid) {
-        return RemoteError::Exited(pid);
+/// An unreadable address: the process is gone, or a pointer is bad (or, in
+/// a core, the memory was not dumped).
+fn unreadable(cx: Cx, addr: usize) -> RemoteError {
+    if cx.live && !crate::error::alive(cx.pid) {
+        return RemoteError::Exited(cx.pid);
     }
     RemoteError::Inconsistent {
-        pid,
+        pid: cx.pid,
         what: format!("address 0x{addr:x} is not readable"),
     }
 }
 
 /// A pointer field, which must be aligned (NULL allowed).
-fn read_ptr(
-    mem: &ProcessMemory,
-    pid: i32,
-    base: usize,
-    offset: usize,
-) -> Result<usize, RemoteError> {
-    let at = add(pid, base, offset)?;
-    let v = mem.read::<usize>(at).map_err(|_| unreadable(pid, at))?;
+fn read_ptr<M: Memory>(mem: &M, cx: Cx, base: usize, offset: usize) -> Result<usize, RemoteError> {
+    let at = add(cx.pid, base, offset)?;
+    let v = mem.read::<usize>(at).map_err(|_| unreadable(cx, at))?;
     if !v.is_multiple_of(8) {
         return Err(RemoteError::Inconsistent {
-            pid,
+            pid: cx.pid,
             what: format!("misaligned pointer 0x{v:x} at 0x{at:x}"),
         });
     }
@@ -500,14 +519,13 @@ pub fn load_bias(mappings: &[&Mapping], elf: &Elf<'_>) -> Option<usize> {
 /// An interpreter candidate: an opened, parsed file and its mappings.
 struct Candidate<'m> {
     mappings: Vec<&'m Mapping>,
-    file: MappedFile,
+    file: std::rc::Rc<MappedFile>,
     through: OpenedThrough,
 }
 
 /// The distinct files mapped in the process that may hold an interpreter:
 /// libpython first, then the executable, then other `python*` files.
-fn candidates(pid: i32, maps: &[Mapping]) -> Vec<(u8, Vec<&Mapping>)> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+fn candidates<'m>(exe: Option<&Path>, maps: &'m [Mapping]) -> Vec<(u8, Vec<&'m Mapping>)> {
     let mut out: Vec<(u8, Vec<&Mapping>)> = Vec::new();
     for m in maps {
         if m.path().is_none() {
@@ -522,7 +540,7 @@ fn candidates(pid: i32, maps: &[Mapping]) -> Vec<(u8, Vec<&Mapping>)> {
         }
         let rank = if m.file_name().starts_with(b"libpython") {
             0
-        } else if exe.as_deref() == m.path() {
+        } else if exe.is_some() && exe == m.path() {
             1
         } else if python_like(m.file_name()) {
             2
@@ -537,27 +555,38 @@ fn candidates(pid: i32, maps: &[Mapping]) -> Vec<(u8, Vec<&Mapping>)> {
 
 /// Discover the interpreter of process `pid`.
 pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
-    if !std::path::Path::new(&format!("/proc/{pid}")).exists() || pid <= 0 {
-        return Err(RemoteError::NoSuchProcess(pid));
-    }
-    let maps = maps::read(pid).map_err(|e| classify(pid, "read the memory map of", e))?;
-    if maps.is_empty() {
-        // A zombie, or a kernel thread: nothing mapped.
-        return Err(if crate::error::alive(pid) {
-            RemoteError::NotPython {
-                pid,
-                exe: exe_name(pid),
-            }
-        } else {
-            RemoteError::Exited(pid)
-        });
-    }
-    let mem = ProcessMemory::new(pid);
-    // The first candidate file that holds an interpreter.
+    discover_in(&LiveProcess::new(pid)?)
+}
+
+/// Discover the interpreter of a target: a live process or a core.
+pub fn discover_in<S: Source>(source: &S) -> Result<Interpreter, RemoteError> {
+    let pid = source.pid();
+    let live = source.live();
+    let cx = Cx { pid, live };
+    let maps = source.mappings();
+    let mem = source.memory();
+    let exe = source.executable();
+    let exe_name = || {
+        exe.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    // The first candidate file that holds an interpreter; the first file
+    // that could not be used, for a target that must say why (a core).
     let mut found = None;
-    for (_, group) in candidates(pid, &maps) {
+    let mut problem = None;
+    for (_, group) in candidates(exe.as_deref(), maps) {
         let Some(first) = group.first() else { continue };
-        let Ok((file, through)) = crate::elf::open_mapped(pid, first) else {
+        let Ok((file, through)) = source.open(first) else {
+            if problem.is_none()
+                && let Some(why) = source.file_problem(first)
+            {
+                problem = Some(RemoteError::FileUnavailable {
+                    pid,
+                    path: String::from_utf8_lossy(&first.name).into_owned(),
+                    why,
+                });
+            }
             continue;
         };
         let holds = Elf::parse(file.bytes()).is_ok_and(|e| {
@@ -574,10 +603,10 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
         }
     }
     let Some(c) = found else {
-        return Err(RemoteError::NotPython {
+        return Err(problem.unwrap_or(RemoteError::NotPython {
             pid,
-            exe: exe_name(pid),
-        });
+            exe: exe_name(),
+        }));
     };
     let elf = Elf::parse(c.file.bytes()).map_err(|e| RemoteError::Inconsistent {
         pid,
@@ -585,7 +614,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     })?;
     let first = c.mappings.first().copied().ok_or(RemoteError::NotPython {
         pid,
-        exe: exe_name(pid),
+        exe: exe_name(),
     })?;
     let bias = load_bias(&c.mappings, &elf).ok_or_else(|| RemoteError::Inconsistent {
         pid,
@@ -608,7 +637,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     {
         sources.push((VersionSource::PyVersion, Version::from_hex(hex)));
     }
-    if let Some(v) = py_get_version(&elf, &mem, bias) {
+    if let Some(v) = py_get_version(&elf, mem, bias) {
         sources.push((VersionSource::PyGetVersion, v));
     }
     // _PyRuntime: the symbol, else the section 3.10+ builds put it in.
@@ -633,7 +662,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
                 let version = Version::from_hex(v);
                 sources.push((VersionSource::DebugOffsets, version));
                 if let Some(w) = facts::debug_words(version.minor).filter(|_| version.major == 3) {
-                    debug_words = read_words(&mem, rt, w.len);
+                    debug_words = read_words(mem, rt, w.len);
                 }
             }
         }
@@ -763,7 +792,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     .into_iter()
     .flatten()
     {
-        let ob_type = read_ptr(&mem, pid, t, 8)?;
+        let ob_type = read_ptr(mem, cx, t, 8)?;
         if ob_type != types.type_type {
             return Err(RemoteError::Inconsistent {
                 pid,
@@ -791,7 +820,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
                 (target, "PyInterpreterState_Head decoded")
             }
         };
-        (read_ptr(&mem, pid, var.0, 0)?, var.1)
+        (read_ptr(mem, cx, var.0, 0)?, var.1)
     } else {
         let rt = runtime.ok_or_else(|| unsupported("_PyRuntime not found"))?;
         let offset = match dw.and_then(|w| word(w.runtime_interpreters_head)) {
@@ -801,7 +830,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
                 .ok_or_else(|| unsupported("no _PyRuntime layout"))?,
         };
         (
-            read_ptr(&mem, pid, rt, offset)?,
+            read_ptr(mem, cx, rt, offset)?,
             "_PyRuntime.interpreters.head",
         )
     };
@@ -825,7 +854,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
                 what: "the interpreter list does not end".into(),
             });
         }
-        i = read_ptr(&mem, pid, i, interp_next)?;
+        i = read_ptr(mem, cx, i, interp_next)?;
     }
 
     // ---- GIL and tids -----------------------------------------------------
@@ -869,7 +898,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
                 Some(published) => published,
                 None => (pointer, locked, last_holder),
             };
-            let gil = read_ptr(&mem, pid, interp_head, pointer)?;
+            let gil = read_ptr(mem, cx, interp_head, pointer)?;
             if gil == 0 {
                 return Err(RemoteError::Inconsistent {
                     pid,
@@ -889,7 +918,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
                 .unwrap_or(offset),
         },
         Tid::ThroughPthread => {
-            let (offset, source) = pthread_tid_offset(pid, &maps, &elf)
+            let (offset, source) = pthread_tid_offset(source, &elf)
                 .unwrap_or((facts::GLIBC_PTHREAD_TID, "built-in (glibc x86-64)"));
             TidAt::Pthread { offset, source }
         }
@@ -903,6 +932,7 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     };
     let mut interp = Interpreter {
         pid,
+        live,
         version,
         version_source,
         version_sources: sources,
@@ -933,10 +963,12 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     // interpreter. The target runs meanwhile: a thread that starts or ends
     // while the list is read can tear it, so a torn list is read again
     // (a wrong layout tears it every time).
+    let tasks = source.tasks();
+    let attempts = if live { THREAD_LIST_ATTEMPTS } else { 0 };
     let mut attempt = 0u32;
     interp.threads = loop {
-        match interp.read_threads(&mem) {
-            Err(RemoteError::Inconsistent { .. }) if attempt < THREAD_LIST_ATTEMPTS => {
+        match interp.read_threads(mem, &tasks) {
+            Err(RemoteError::Inconsistent { .. }) if attempt < attempts => {
                 attempt = attempt.saturating_add(1);
                 std::thread::yield_now();
             }
@@ -952,14 +984,8 @@ pub fn discover(pid: i32) -> Result<Interpreter, RemoteError> {
     Ok(interp)
 }
 
-fn exe_name(pid: i32) -> String {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
 /// `n` u64 words at `addr`.
-fn read_words(mem: &ProcessMemory, addr: usize, n: usize) -> Option<Vec<u64>> {
+fn read_words<M: Memory>(mem: &M, addr: usize, n: usize) -> Option<Vec<u64>> {
     let mut raw = vec![0u8; n.checked_mul(8)?];
     mem.read_bytes(addr, &mut raw).ok()?;
     Some(
@@ -975,7 +1001,7 @@ fn read_words(mem: &ProcessMemory, addr: usize, n: usize) -> Option<Vec<u64>> {
 /// executable), which holds `sys.version` in a running interpreter. The
 /// first candidate that reads as a version wins: from the file if it is
 /// there, else from the target's memory (its first word).
-fn py_get_version(elf: &Elf<'_>, mem: &ProcessMemory, bias: usize) -> Option<Version> {
+fn py_get_version<M: Memory>(elf: &Elf<'_>, mem: &M, bias: usize) -> Option<Version> {
     let f = elf.dynamic_symbol("Py_GetVersion")?;
     let len = usize::try_from(f.size)
         .ok()
@@ -989,7 +1015,7 @@ fn py_get_version(elf: &Elf<'_>, mem: &ProcessMemory, bias: usize) -> Option<Ver
             return Some(v);
         }
         let at = usize::try_from(t).ok()?.checked_add(bias)?;
-        let text = mem.read_c_string(at, 64).ok()?;
+        let text = read_c_string(mem, at, 64)?;
         let first = text.split(|&b| b == b' ').next()?;
         Version::parse(first)
     })
@@ -998,11 +1024,7 @@ fn py_get_version(elf: &Elf<'_>, mem: &ProcessMemory, bias: usize) -> Option<Ver
 /// glibc's offset of `tid` in `struct pthread`, from the target's libc
 /// (`_thread_db_pthread_tid`, which glibc keeps for libthread_db: `{bits,
 /// count, offset}`), or from the interpreter's file when glibc is linked in.
-fn pthread_tid_offset(
-    pid: i32,
-    maps: &[Mapping],
-    interp: &Elf<'_>,
-) -> Option<(usize, &'static str)> {
+fn pthread_tid_offset<S: Source>(source: &S, interp: &Elf<'_>) -> Option<(usize, &'static str)> {
     let decode = |elf: &Elf<'_>| -> Option<usize> {
         let s = elf.symbol("_thread_db_pthread_tid")?;
         let d = elf.bytes_at(s.value, 12)?;
@@ -1016,16 +1038,31 @@ fn pthread_tid_offset(
             .then(|| usize::try_from(offset).ok())
             .flatten()
     };
-    if let Some(m) = maps.iter().find(|m| {
+    if let Some(m) = source.mappings().iter().find(|m| {
         let n = m.file_name();
         n.starts_with(b"libc.so") || n.starts_with(b"libc-2.")
-    }) && let Ok((file, _)) = crate::elf::open_mapped(pid, m)
+    }) && let Ok((file, _)) = source.open(m)
         && let Ok(elf) = Elf::parse(file.bytes())
         && let Some(o) = decode(&elf)
     {
         return Some((o, "libc _thread_db_pthread_tid"));
     }
     decode(interp).map(|o| (o, "static glibc _thread_db_pthread_tid"))
+}
+
+/// A NUL-terminated string of at most `max` bytes at `addr` (read up to the
+/// end of its page if the whole cannot be read).
+fn read_c_string<M: Memory>(mem: &M, addr: usize, max: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; max];
+    let mut len = max;
+    if mem.read_bytes(addr, &mut buf).is_err() {
+        let to_page_end = 4096usize.wrapping_sub(addr & 4095);
+        len = len.min(to_page_end);
+        mem.read_bytes(addr, buf.get_mut(..len)?).ok()?;
+    }
+    let text = buf.get(..len)?;
+    let nul = text.iter().position(|&b| b == 0)?;
+    Some(text.get(..nul)?.to_vec())
 }
 
 #[cfg(test)]
@@ -1036,6 +1073,7 @@ fn pthread_tid_offset(
 )]
 mod tests {
     use super::*;
+    use crate::maps;
 
     #[test]
     fn versions_parse() {

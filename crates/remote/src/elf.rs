@@ -21,7 +21,6 @@
 )]
 #![allow(unsafe_code)]
 
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -54,12 +53,31 @@ pub struct MappedFile {
 }
 
 impl MappedFile {
-    /// Map the file at `path`. An empty file is refused (nothing to parse).
+    /// Map the file at `path`. An empty file is refused (nothing to parse),
+    /// and so is anything but a regular file: a path from a hostile core
+    /// may name a FIFO (opened without blocking, then refused) or a device.
     pub fn open(path: &Path) -> std::io::Result<MappedFile> {
-        let file = File::open(path)?;
+        MappedFile::open_at_most(path, MAX_FILE)
+    }
+
+    /// [`MappedFile::open`] for files of up to `max` bytes (a core file
+    /// may be far larger than any ELF file; mapping it costs nothing until
+    /// it is read).
+    pub fn open_at_most(path: &Path, max: u64) -> std::io::Result<MappedFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)?;
         let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: not a regular file", path.display()),
+            ));
+        }
         let size = meta.len();
-        if size == 0 || size > MAX_FILE {
+        if size == 0 || size > max {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!(
@@ -140,6 +158,11 @@ pub enum OpenedThrough {
     /// A path whose inode differs from the mapped one, because map_files
     /// could not be opened: may be another build of the file.
     Unverified,
+    /// A file named by a core, whose build-id is the one the core recorded.
+    BuildId,
+    /// A file named by a core that recorded no build-id for it (its first
+    /// page was not dumped): not checked.
+    Unchecked,
 }
 
 /// Open the file behind `m`, a mapping of process `pid`: the first of

@@ -52,10 +52,52 @@ pub enum RemoteError {
         doing: String,
         error: std::io::Error,
     },
+    /// A file the process had mapped, needed to read it, cannot be used:
+    /// it is not here, or it is another build (a core's files).
+    FileUnavailable {
+        pid: i32,
+        /// As the process saw it.
+        path: String,
+        /// What is wrong with it ("is not here (...)", "is not the file
+        /// the process had: ...").
+        why: String,
+    },
+    /// A file that is not a core lastwords can read.
+    BadCore {
+        core: String,
+        what: String,
+    },
+    /// A failure while reading the interpreter of a core: about the process
+    /// the core was taken from.
+    InCore {
+        core: String,
+        error: Box<RemoteError>,
+    },
 }
 
+/// Every message is one line, whatever the names in it hold: file names
+/// come from the target (or a core) and may hold newlines or escapes, which
+/// are shown escaped.
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.write_raw(&mut text)?;
+        for c in text.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RemoteError {
+    /// The message, names as they are.
+    fn write_raw(&self, f: &mut impl fmt::Write) -> fmt::Result {
         use RemoteError::*;
         match self {
             NoSuchProcess(pid) => write!(f, "no process with pid {pid}"),
@@ -111,6 +153,16 @@ impl fmt::Display for RemoteError {
                 write!(f, "the interpreter of process {pid} cannot be read: {what}")
             }
             Os { pid, doing, error } => write!(f, "cannot {doing} process {pid}: {error}"),
+            FileUnavailable { pid, path, why } => write!(
+                f,
+                "{path}, which process {pid} had mapped, {why}; give the files with --root DIR \
+                 (a directory that stands for /) or --executable PATH (the main program)"
+            ),
+            BadCore { core, what } => write!(f, "{core} is not a core lastwords can read: {what}"),
+            InCore { core, error } => {
+                write!(f, "core file {core}: ")?;
+                error.write_raw(f)
+            }
         }
     }
 }
@@ -253,6 +305,18 @@ mod tests {
             assert!(!text.contains('\n'), "{text}");
             assert!(text.contains("1"), "{text}");
         }
+        // Names from the target are escaped.
+        let e = RemoteError::InCore {
+            core: "a\nb".into(),
+            error: Box::new(RemoteError::NotPython {
+                pid: 1,
+                exe: "/x\n\u{1b}[2Jy".into(),
+            }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "core file a\\nb: process 1 (/x\\n\\u{1b}[2Jy) is not a Python process: no CPython interpreter is mapped in it"
+        );
     }
 
     #[test]

@@ -11,9 +11,12 @@
 //!   thread ids, the interpreter list), as data.
 //! * [`attach`]: `--pause`: every thread stopped with ptrace, always resumed.
 //! * [`error`]: one line per failure, saying what to do.
+//! * [`source`]: what discovery reads through: a [`source::LiveProcess`], or
+//!   a core file ([`core_source::CoreSource`], over [`core_file`], which
+//!   [`decompress`] opens when systemd-coredump compressed it).
 //!
-//! Memory of the target is read through lastwords-core's `ProcessMemory`
-//! (`process_vm_readv`).
+//! Memory of a live target is read through lastwords-core's `ProcessMemory`
+//! (`process_vm_readv`); a core is its own `Memory`.
 //!
 //! How `lastwords dump PID` uses it:
 //!
@@ -26,11 +29,25 @@
 //! let mem = ProcessMemory::new(pid);
 //! // --pause: every thread stopped until `paused` is dropped or resumed.
 //! let paused = attach::pause(pid, std::time::Duration::from_secs(2))?;
-//! let threads = interp.read_threads(&mem)?; // tids, GIL holder
+//! let tasks = lastwords_remote::discover::task_ids(pid);
+//! let threads = interp.read_threads(&mem, &tasks)?; // tids, GIL holder
 //! // walk: interp.layout (lastwords-core's Layout, 2.7 included),
 //! // interp.known_types(), interp.interp_head, through `mem`.
 //! drop(paused);
 //! # let _ = threads; Ok(()) }
+//! ```
+//!
+//! A core file instead of a pid:
+//!
+//! ```no_run
+//! use lastwords_remote::core_file::CoreFile;
+//! use lastwords_remote::core_source::{CoreOptions, CoreSource};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let core = CoreFile::open("core.1234".as_ref())?;
+//! let source = CoreSource::new(core, CoreOptions::default())?;
+//! let interp = lastwords_remote::discover::discover_in(&source)?;
+//! // walk through `source` (a lastwords-core `Memory`).
+//! # let _ = interp; Ok(()) }
 //! ```
 //!
 //! Every failure is a [`RemoteError`] whose `Display` is one line for the
@@ -39,12 +56,16 @@
 #![deny(unsafe_code)]
 
 pub mod attach;
+pub mod core_file;
+pub mod core_source;
+pub mod decompress;
 pub mod discover;
 pub mod elf;
 pub mod error;
 pub mod facts;
 pub mod maps;
+pub mod source;
 mod x86;
 
-pub use discover::{Interpreter, discover};
+pub use discover::{Interpreter, discover, discover_in};
 pub use error::RemoteError;
