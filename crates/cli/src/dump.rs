@@ -570,7 +570,12 @@ fn same_thread_list<M: Memory>(
     walked: &[usize],
     max_threads: usize,
 ) -> bool {
-    let mut t = fresh.thread_head(interp.interp_head).unwrap_or(0);
+    let Ok(mut t) = fresh.thread_head(interp.interp_head) else {
+        return false;
+    };
+    if walked.is_empty() && t != 0 {
+        return false;
+    }
     for &expected in walked {
         if t != expected {
             return false;

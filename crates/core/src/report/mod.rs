@@ -221,9 +221,11 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                 break;
             };
             // A thread state of another interpreter, or garbage read while
-            // the list changed under us: stop rather than list it.
+            // the list changed under us: stop rather than list it. (Silently
+            // at the head, as the stdlib does; a dump of a running process
+            // says so, rather than print nothing.)
             if walker.thread_interp(tstate) != Ok(interp) {
-                if nthreads != 0 {
+                if nthreads != 0 || self.recheck.is_some() {
                     sink.threads_end(ThreadsEnd::InvalidThread);
                 }
                 break;
