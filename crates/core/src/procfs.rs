@@ -3,8 +3,6 @@
 
 #![allow(unsafe_code)]
 
-use core::sync::atomic::{AtomicI32, Ordering};
-
 /// The calling thread's kernel id. Through syscall(2), not glibc's
 /// `gettid()`, which only exists from glibc 2.30: the wheel must load on
 /// glibc 2.17. Async-signal-safe.
@@ -90,9 +88,10 @@ fn read_small_at(dir: i32, path: &mut PathBuf64, buf: &mut [u8]) -> Option<usize
 /// never dereferences a `pthread_t`, which may belong to a thread that is
 /// gone. For the calling thread it asks the kernel directly
 /// (`prctl(PR_GET_NAME)`, as `pthread_getname_np` does for itself), which
-/// works without /proc. Every call reads the name afresh: a renamed thread
-/// is never shown by an old name. Async-signal-safe.
-pub fn thread_name(tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
+/// works without /proc; other threads' are read through `dir`, the dump's
+/// [`TaskDir`]. Every call reads the name afresh: a renamed thread is never
+/// shown by an old name. Async-signal-safe.
+pub fn thread_name<'b>(tid: u64, buf: &'b mut [u8; 100], dir: &mut TaskDir) -> Option<&'b [u8]> {
     if tid == 0 {
         return None;
     }
@@ -112,46 +111,57 @@ pub fn thread_name(tid: u64, buf: &mut [u8; 100]) -> Option<&[u8]> {
     }
     let mut path = PathBuf64::new();
     path.number(tid).push(b"/comm");
-    let n = TASK_DIR.read(&mut path, buf)?;
+    let n = dir.read(&mut path, buf)?;
     buf.get(..n)
 }
 
-/// `/proc/self/task` of this process, opened on first use and kept open:
-/// a name is then read with `openat(dir, "<tid>/comm")`, which spares the
-/// kernel the lookup of `/proc/self/task` for every thread (a quarter of
-/// the cost of a name).
+/// `/proc/self/task` of this process, opened on first use and kept open for
+/// one dump: a name is then read with `openat(dir, "<tid>/comm")`, which
+/// spares the kernel the lookup of `/proc/self/task` for every thread (a
+/// quarter of the cost of a name). Closed when the dump ends (on drop), so
+/// that nothing of lastwords' stays open between dumps, as with the stdlib.
 ///
-/// // # Internal workings
+/// # Internal workings
 ///
-/// The descriptor is the process's, not lastwords' alone: the program may
-/// close it (a daemon closing every descriptor) and get its number again for
-/// another file, and a forked child inherits its parent's, which lists the
-/// parent's threads. Neither can give a wrong name: a tid is unique in the
-/// system, so `<tid>/comm` exists under no other process's task directory,
-/// and under anything that is not a `/proc` directory it does not exist
-/// either (under `/proc` itself it is the same thread's). So a read through
-/// the kept descriptor that fails is tried again through a fresh one: if
-/// that works, the fresh one is kept from then on (the old number is never
-/// closed: it may be someone else's by now); if it fails too (the thread is
-/// gone), it is closed and the kept one stays. Two dumps at once (a signal
-/// handler, the watchdog) may both open one; the first to publish wins and
-/// the other closes its own.
-struct TaskDir {
+/// While a dump runs, the descriptor is the process's, not lastwords' alone:
+/// another thread may close it (a daemon closing every descriptor) and get
+/// its number again for another file. That cannot give a wrong name: a tid
+/// is unique in the system, so `<tid>/comm` exists under no other process's
+/// task directory, and under anything that is not a `/proc` directory it does
+/// not exist either (under `/proc` itself it is the same thread's). So a
+/// read through the kept descriptor that fails is tried again through a
+/// fresh one: if that works, the fresh one is kept from then on (the old
+/// number is never closed: it may be someone else's by now); if it fails
+/// too (the thread is gone), it is closed and the kept one stays. On drop
+/// the kept number is closed only if it is still the directory that was
+/// opened (same device and inode).
+pub struct TaskDir {
     /// The kept descriptor, -1 before the first use.
-    fd: AtomicI32,
+    fd: i32,
+    /// (device, inode) of the directory behind `fd`.
+    identity: (u64, u64),
 }
 
-static TASK_DIR: TaskDir = TaskDir {
-    fd: AtomicI32::new(-1),
-};
+impl Default for TaskDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl TaskDir {
+    /// Nothing open yet. Async-signal-safe.
+    pub const fn new() -> Self {
+        TaskDir {
+            fd: -1,
+            identity: (0, 0),
+        }
+    }
+
     /// Read `<dir>/<relative path>` into `buf` through the kept descriptor,
     /// else through a fresh one (see the type's docs). Async-signal-safe.
-    fn read(&self, relative: &mut PathBuf64, buf: &mut [u8]) -> Option<usize> {
-        let kept = self.fd.load(Ordering::Acquire);
-        if kept >= 0
-            && let Some(n) = read_small_at(kept, relative, buf)
+    fn read(&mut self, relative: &mut PathBuf64, buf: &mut [u8]) -> Option<usize> {
+        if self.fd >= 0
+            && let Some(n) = read_small_at(self.fd, relative, buf)
         {
             return Some(n);
         }
@@ -165,17 +175,36 @@ impl TaskDir {
             return None;
         }
         let n = read_small_at(fresh, relative, buf);
-        let published = n.is_some()
-            && self
-                .fd
-                .compare_exchange(kept, fresh, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-        if !published {
-            // SAFETY: `fresh` was opened above and nothing else knows it.
-            unsafe { libc::close(fresh) };
+        match (n, fd_identity(fresh)) {
+            (Some(_), Some(identity)) => {
+                self.fd = fresh;
+                self.identity = identity;
+            }
+            _ => {
+                // SAFETY: `fresh` was opened above and nothing else knows it.
+                unsafe { libc::close(fresh) };
+            }
         }
         n
     }
+}
+
+impl Drop for TaskDir {
+    /// Async-signal-safe.
+    fn drop(&mut self) {
+        if self.fd >= 0 && fd_identity(self.fd) == Some(self.identity) {
+            // SAFETY: the directory this dump opened, still at its number.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
+/// (device, inode) of an open descriptor. Async-signal-safe.
+fn fd_identity(fd: i32) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero stat is a valid value; fstat only writes into it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives on this stack.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
 }
 
 /// The name of thread `tid` of process `pid` (`/proc/<pid>/task/<tid>/comm`),
@@ -202,7 +231,7 @@ mod tests {
             .spawn(|| {
                 let tid = gettid() as u64;
                 let mut buf = [0u8; 100];
-                thread_name(tid, &mut buf).map(|n| n.to_vec())
+                thread_name(tid, &mut buf, &mut TaskDir::new()).map(|n| n.to_vec())
             })
             .unwrap();
         assert_eq!(
@@ -210,8 +239,9 @@ mod tests {
             Some(&b"lw-name-test"[..])
         );
         let mut buf = [0u8; 100];
-        assert_eq!(thread_name(0, &mut buf), None);
-        assert_eq!(thread_name(u64::MAX, &mut buf), None);
+        let mut dir = TaskDir::new();
+        assert_eq!(thread_name(0, &mut buf, &mut dir), None);
+        assert_eq!(thread_name(u64::MAX, &mut buf, &mut dir), None);
     }
 
     /// Open `path` (a directory) and return its fd.
@@ -221,14 +251,6 @@ mod tests {
         let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
         assert!(fd >= 0, "open {path}");
         fd
-    }
-
-    /// (device, inode) of an open fd.
-    fn identity(fd: i32) -> Option<(u64, u64)> {
-        // SAFETY: an all-zero stat is valid; fstat only writes into it.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        // SAFETY: fstat writes into `st`.
-        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
     }
 
     #[test]
@@ -244,48 +266,82 @@ mod tests {
             })
             .unwrap();
         let tid = rx.recv().unwrap();
-        let name = |tid| {
+        let mut dir = TaskDir::new();
+        let name = |tid, dir: &mut TaskDir| {
             let mut buf = [0u8; 100];
-            thread_name(tid, &mut buf).map(|n| n.to_vec())
+            thread_name(tid, &mut buf, dir).map(|n| n.to_vec())
         };
         let expected = Some(b"lw-kept-dir".to_vec());
-        assert_eq!(name(tid), expected);
-        let kept = TASK_DIR.fd.load(Ordering::Acquire);
+        assert_eq!(name(tid, &mut dir), expected);
+        let kept = dir.fd;
         assert!(kept >= 0, "the directory is kept after a read");
-        assert_eq!(name(tid), expected);
-        assert_eq!(TASK_DIR.fd.load(Ordering::Acquire), kept, "and reused");
+        assert_eq!(name(tid, &mut dir), expected);
+        assert_eq!(dir.fd, kept, "and reused");
         // The program closes the kept number and gets it again for other
         // directories: `/`, another process's task list, /proc itself.
         // Names stay right, and lastwords never closes what is not its own.
         for other in ["/", "/proc/1/task", "/proc"] {
-            let kept = TASK_DIR.fd.load(Ordering::Acquire);
+            let kept = dir.fd;
             let fd = open_dir(other);
-            let before = identity(fd);
+            let before = fd_identity(fd);
             // SAFETY: dup2 onto the kept number closes lastwords' directory
             // and puts `other` there, as a program closing fds might.
             assert_eq!(unsafe { libc::dup2(fd, kept) }, kept);
             // SAFETY: closing the fd opened above (its copy stays at `kept`).
             unsafe { libc::close(fd) };
-            assert_eq!(name(tid), expected, "kept number now on {other}");
-            assert_eq!(name(tid), expected, "kept number now on {other}");
-            assert_eq!(identity(kept), before, "{other} was left open");
+            assert_eq!(name(tid, &mut dir), expected, "kept number now on {other}");
+            assert_eq!(name(tid, &mut dir), expected, "kept number now on {other}");
+            assert_eq!(fd_identity(kept), before, "{other} was left open");
             if other != "/proc" {
-                assert_ne!(
-                    TASK_DIR.fd.load(Ordering::Acquire),
-                    kept,
-                    "a fresh one is kept"
-                );
+                assert_ne!(dir.fd, kept, "a fresh one is kept");
             }
             // SAFETY: the program's fd, not kept by lastwords any more
             // (or, for /proc, closed under it: the next read reopens).
             unsafe { libc::close(kept) };
         }
-        assert_eq!(name(tid), expected);
+        assert_eq!(name(tid, &mut dir), expected);
         done_tx.send(()).unwrap();
         worker.join().unwrap();
         // The thread is gone: no name, and the kept directory stays.
-        let kept = TASK_DIR.fd.load(Ordering::Acquire);
-        assert_eq!(name(tid), None);
-        assert_eq!(TASK_DIR.fd.load(Ordering::Acquire), kept);
+        let kept = dir.fd;
+        assert_eq!(name(tid, &mut dir), None);
+        assert_eq!(dir.fd, kept);
+        // The dump ends: its directory is closed, nothing is left open.
+        assert!(fd_identity(kept).is_some());
+        drop(dir);
+        assert_eq!(fd_identity(kept), None, "closed at the end of the dump");
+    }
+
+    #[test]
+    fn the_end_of_a_dump_never_closes_what_took_the_kept_number() {
+        let mut dir = TaskDir::new();
+        let mut buf = [0u8; 100];
+        let me = std::thread::spawn(|| gettid() as u64);
+        let gone = me.join().unwrap();
+        // A read of any thread's name opens the directory.
+        let _ = thread_name(gone, &mut buf, &mut dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            tx.send(gettid() as u64).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        assert!(thread_name(tid, &mut buf, &mut dir).is_some());
+        let kept = dir.fd;
+        assert!(kept >= 0);
+        // The program closes the number and opens `/` there.
+        let fd = open_dir("/");
+        let root = fd_identity(fd);
+        // SAFETY: dup2 onto the kept number, as a program closing fds might.
+        assert_eq!(unsafe { libc::dup2(fd, kept) }, kept);
+        // SAFETY: the copy opened above; `/` stays at `kept`.
+        unsafe { libc::close(fd) };
+        drop(dir);
+        assert_eq!(fd_identity(kept), root, "the program's `/` stays open");
+        // SAFETY: the program's descriptor, closed by the program.
+        unsafe { libc::close(kept) };
+        done_tx.send(()).unwrap();
+        worker.join().unwrap();
     }
 }

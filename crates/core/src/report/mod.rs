@@ -210,6 +210,8 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
             Ok(0) | Err(_) => return Err(NO_THREAD_HEAD),
             Ok(t) => t,
         };
+        // Opened on the first name read, closed when this dump ends.
+        let mut task_dir = procfs::TaskDir::new();
         // The thread limit also bounds a cycle in a corrupt list.
         for nthreads in 0..=self.limits.max_threads {
             if nthreads == self.limits.max_threads {
@@ -234,7 +236,9 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
             let native_id = self.native_id(tstate, thread_id);
             let mut name_buf = [0u8; 100];
             let name = match (self.names, native_id) {
-                (ThreadNames::OwnProcess, Some(tid)) => procfs::thread_name(tid, &mut name_buf),
+                (ThreadNames::OwnProcess, Some(tid)) => {
+                    procfs::thread_name(tid, &mut name_buf, &mut task_dir)
+                }
                 (ThreadNames::Process(pid), Some(tid)) => {
                     procfs::task_name(pid, tid, &mut name_buf)
                 }
