@@ -65,7 +65,13 @@ def test_same_calls_made(records, mode):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("call", CALLS)
 def test_bad_call(records, mode, call):
-    assert records[mode]["calls"][call] == records["stdlib"]["calls"][call]
+    expected = records["stdlib"]["calls"][call]
+    if sys.version_info < (3, 14) and call.startswith("fh.enable(") and "c_stack=" in call:
+        # A lastwords addition (test_c_stack_setting.py): enable(c_stack=)
+        # before 3.14, where the stdlib has no such keyword.
+        assert expected["raised"] == "builtins.TypeError" and "'c_stack'" in expected["message"]
+        expected = {"returned": "None", "warnings": []}
+    assert records[mode]["calls"][call] == expected
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -452,6 +452,13 @@ impl<'py> Args<'py> {
         }
     }
 
+    /// Set a flag that the call gave outside the stdlib's signature.
+    fn set_flag(&mut self, param: Param, on: bool) {
+        if let Some(v) = self.values.get_mut(param as usize) {
+            *v = Value::Int(c_int::from(on));
+        }
+    }
+
     /// A flag (its parsed truth value), or `default` when left out.
     pub fn flag(&self, param: Param, default: bool) -> bool {
         match self.value(param) {
@@ -930,7 +937,106 @@ impl AsParser for Option<Parser> {
     }
 }
 
-fastcall!(enable_entry, enable, crate::enable);
+/// enable(): the stdlib's signature, and on 3.9-3.13 (whose stdlib has no
+/// C stack) a lastwords addition: a `c_stack=` keyword, taken out of the call
+/// before the stdlib's parser sees the rest, so that every call without it
+/// parses, and fails, exactly as the stdlib's does.
+///
+/// # Safety
+/// Called by CPython as a `METH_FASTCALL | METH_KEYWORDS` function.
+unsafe extern "C" fn enable_entry(
+    _module: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    call(|py| {
+        let api = api();
+        let positional = usize::try_from(nargs).unwrap_or(0);
+        // SAFETY: CPython passes the vectorcall arguments of this call.
+        let extra = unsafe { c_stack_keyword(api, kwnames) };
+        let Some(k) = extra else {
+            // SAFETY: as above.
+            let parsed = unsafe { parse(py, &api.enable, args, nargs, kwnames) }?;
+            return crate::enable(py, &parsed);
+        };
+        // The call without its `c_stack` keyword: the positional arguments,
+        // then the other keywords' values, in order.
+        // SAFETY: kwnames is a tuple (c_stack_keyword found an item in it).
+        let nkw = usize::try_from(unsafe { ffi::PyTuple_Size(kwnames) }).unwrap_or(0);
+        let mut rest: Vec<*mut ffi::PyObject> = Vec::with_capacity(positional + nkw);
+        let mut rest_names: Vec<Bound<'_, PyAny>> = Vec::with_capacity(nkw);
+        // SAFETY: the call has nargs + len(kwnames) arguments (CPython).
+        let c_stack = unsafe { *args.add(positional + k) };
+        for i in 0..positional + nkw {
+            if i == positional + k {
+                continue;
+            }
+            // SAFETY: i < nargs + len(kwnames).
+            rest.push(unsafe { *args.add(i) });
+            if i >= positional {
+                // SAFETY: i - positional < len(kwnames); a borrowed item of
+                // the tuple, which the call keeps alive.
+                let name =
+                    unsafe { ffi::PyTuple_GetItem(kwnames, (i - positional) as ffi::Py_ssize_t) };
+                // SAFETY: a live object (above).
+                rest_names.push(unsafe { Bound::from_borrowed_ptr(py, name) });
+            }
+        }
+        let names = if rest_names.is_empty() {
+            None
+        } else {
+            Some(pyo3::types::PyTuple::new(py, rest_names)?)
+        };
+        // SAFETY: `rest` and `names` describe a call whose objects are the
+        // original call's, alive until it returns.
+        let mut parsed = unsafe {
+            parse(
+                py,
+                &api.enable,
+                rest.as_ptr(),
+                nargs,
+                names.as_ref().map_or(ptr::null_mut(), |t| t.as_ptr()),
+            )
+        }?;
+        // Converted last, as 3.14's `p` is converted after the others.
+        // SAFETY: a live object of the call; PyObject_IsTrue may run
+        // `__bool__`, which is allowed here (the GIL is held).
+        let truth = unsafe { ffi::PyObject_IsTrue(c_stack) };
+        if truth < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        parsed.set_flag(Param::CStack, truth != 0);
+        crate::enable(py, &parsed)
+    })
+}
+
+/// The position in `kwnames` of a `c_stack` keyword that the running
+/// version's `enable()` does not have (3.9-3.13), if the call has one.
+///
+/// # Safety
+/// The GIL is held; `kwnames` is NULL or the call's tuple of keyword names.
+unsafe fn c_stack_keyword(api: &Api, kwnames: *mut ffi::PyObject) -> Option<usize> {
+    if kwnames.is_null()
+        || api
+            .enable
+            .sig
+            .params
+            .iter()
+            .any(|&(p, _)| p == Param::CStack)
+    {
+        return None;
+    }
+    let name = api.names.get(Param::CStack as usize).copied()?;
+    // SAFETY: kwnames is a tuple (caller).
+    let nkw = usize::try_from(unsafe { ffi::PyTuple_Size(kwnames) }).ok()?;
+    (0..nkw).find(|&k| {
+        // SAFETY: k < len(kwnames): a borrowed item.
+        let key = unsafe { ffi::PyTuple_GetItem(kwnames, k as ffi::Py_ssize_t) };
+        // SAFETY: key is a live object, name an interned exact str.
+        !key.is_null() && !name.is_null() && unsafe { same_name(key, name) }
+    })
+}
 fastcall!(dump_traceback_entry, dump_traceback, crate::dump_traceback);
 fastcall!(
     dump_traceback_later_entry,

@@ -147,10 +147,11 @@ fn max_threads(value: Option<isize>) -> usize {
 }
 
 /// enable(file=sys.stderr, all_threads=True, c_stack=True, *, max_threads=100)
-/// (`c_stack` from 3.14, `max_threads` from 3.15, as in the stdlib).
+/// (`c_stack` from 3.14, `max_threads` from 3.15, as in the stdlib; on
+/// 3.9-3.13 a `c_stack=` keyword is a lastwords addition, off by default).
 fn enable(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
     let all_threads = a.flag(Param::AllThreads, true);
-    let c_stack = a.flag(Param::CStack, minor(py) >= 14);
+    let c_stack = a.flag(Param::CStack, c_stack_default(minor(py))?);
     let max_threads = max_threads(a.ssize(Param::MaxThreads));
     let (fd, keep) = file_to_fd(py, a.object(Param::File))?;
     target(py)?;
@@ -174,6 +175,22 @@ fn enable(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
     // Threads the interpreter starts from now on get an alternate stack.
     signals::hook_thread_starts();
     Ok(Ret::None)
+}
+
+/// Whether a report prints the C stack when `enable()` is not told:
+/// `LASTWORDS_C_STACK=1` or `0` in the environment (read at each call, so
+/// `os.environ` works too), else the stdlib's default: from 3.14 only.
+fn c_stack_default(minor: u8) -> PyResult<bool> {
+    match std::env::var_os("LASTWORDS_C_STACK") {
+        None => Ok(minor >= 14),
+        Some(v) if v.is_empty() => Ok(minor >= 14),
+        Some(v) if v == "1" => Ok(true),
+        Some(v) if v == "0" => Ok(false),
+        Some(v) => Err(PyValueError::new_err(format!(
+            "LASTWORDS_C_STACK must be 0 or 1, not {:?}",
+            v.to_string_lossy()
+        ))),
+    }
 }
 
 /// disable() -> bool: restore the previous handlers; was lastwords enabled?
