@@ -294,12 +294,27 @@ fn signatures(minor: u8) -> Signatures {
     }
 }
 
-/// The value of a flag the caller left out.
-fn default_flag(param: Param, minor: u8) -> c_int {
+/// The value of a flag the caller left out. `c_stack`'s default is not the
+/// parser's to fill in: it depends on `LASTWORDS_C_STACK` (see `enable`), so
+/// the slot keeps [`NOT_GIVEN`], which the parser's `p` (0 or 1) never writes.
+fn default_flag(param: Param) -> c_int {
     match param {
         Param::AllThreads => 1,
-        Param::CStack => c_int::from(minor >= 14),
+        Param::CStack => NOT_GIVEN,
         _ => 0,
+    }
+}
+
+/// A flag's slot that no argument filled (see [`default_flag`]).
+const NOT_GIVEN: c_int = -1;
+
+/// A parsed int or flag, or [`Value::Absent`] where it was left out and has
+/// no default of the parser's.
+fn int_value(v: c_int) -> Value {
+    if v == NOT_GIVEN {
+        Value::Absent
+    } else {
+        Value::Int(v)
     }
 }
 
@@ -315,7 +330,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn new(sig: Signature, minor: u8) -> Parser {
+    fn new(sig: Signature) -> Parser {
         let mut format = [0u8; 40];
         let mut len = 0;
         let mut push = |b: u8| {
@@ -338,7 +353,7 @@ impl Parser {
                 *slot = param.name().as_ptr();
             }
             if let Some(slot) = defaults.get_mut(i) {
-                *slot = default_flag(param, minor);
+                *slot = default_flag(param);
             }
         }
         push(b':');
@@ -674,7 +689,7 @@ unsafe fn parse<'py>(
                     // SAFETY: obj is an int in C int range (checked by unpack).
                     Value::Int(unsafe { ffi::PyLong_AsLong(obj) } as c_int)
                 }
-                Conv::Int | Conv::Predicate if obj.is_null() => Value::Int(default),
+                Conv::Int | Conv::Predicate if obj.is_null() => int_value(default),
                 // SAFETY: obj is a live argument; an exception from __bool__
                 // propagates, as from the parser's `p`.
                 Conv::Predicate => match unsafe { ffi::PyObject_IsTrue(obj) } {
@@ -695,7 +710,8 @@ unsafe fn parse<'py>(
             // parameter (or left the default written before it ran).
             let value = unsafe {
                 match conv {
-                    Conv::Int | Conv::Predicate => Value::Int(slot.int),
+                    Conv::Predicate => int_value(slot.int),
+                    Conv::Int => Value::Int(slot.int),
                     _ => Value::Object(slot.object),
                 }
             };
@@ -1286,11 +1302,11 @@ fn make_api(py: Python<'_>, minor: u8) -> PyResult<Api> {
     };
     Ok(Api {
         lookups,
-        enable: Parser::new(s.enable, minor),
-        dump_traceback: Parser::new(s.dump_traceback, minor),
-        dump_traceback_later: Parser::new(s.dump_traceback_later, minor),
-        register: Parser::new(s.register, minor),
-        dump_c_stack: s.dump_c_stack.map(|sig| Parser::new(sig, minor)),
+        enable: Parser::new(s.enable),
+        dump_traceback: Parser::new(s.dump_traceback),
+        dump_traceback_later: Parser::new(s.dump_traceback_later),
+        register: Parser::new(s.register),
+        dump_c_stack: s.dump_c_stack.map(Parser::new),
         names,
         methods,
     })
