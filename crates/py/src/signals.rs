@@ -478,6 +478,9 @@ mod thread_start {
     const DT_SYMENT: i64 = 11;
     const DT_PLTREL: i64 = 20;
     const DT_JMPREL: i64 = 23;
+    /// The number of R_X86_64_RELATIVE entries at the start of DT_RELA
+    /// (`-z combreloc`, the linkers' default): none of them names a symbol.
+    const DT_RELACOUNT: i64 = 0x6fff_fff9;
     const R_X86_64_GLOB_DAT: u32 = 6;
     const R_X86_64_JUMP_SLOT: u32 = 7;
     const PT_LOAD: u32 = 1;
@@ -590,6 +593,7 @@ mod thread_start {
         let (mut symtab, mut strtab, mut strsz, mut syment) = (0, 0, 0, 0);
         let (mut rela, mut relasz, mut relaent) = (0, 0, 0);
         let (mut jmprel, mut pltrelsz, mut pltrel) = (0, 0, 0);
+        let mut relacount = 0usize;
         let mut entry = object.dynamic as *const Dyn;
         for _ in 0..4096 {
             // SAFETY: the dynamic section is mapped and ends with DT_NULL.
@@ -606,6 +610,7 @@ mod thread_start {
                 DT_JMPREL => jmprel = absolute(d.val),
                 DT_PLTRELSZ => pltrelsz = usize::try_from(d.val).unwrap_or(0),
                 DT_PLTREL => pltrel = d.val as i64,
+                DT_RELACOUNT => relacount = usize::try_from(d.val).unwrap_or(0),
                 _ => {}
             }
             // SAFETY: still inside the dynamic section (not at DT_NULL yet).
@@ -619,16 +624,26 @@ mod thread_start {
         } else {
             relaent
         };
-        let mut tables = vec![(rela, relasz)];
+        // The PLT's table first: a called function is bound there, and the
+        // place of its name in the string table, once known, spares the
+        // string comparisons in the larger table (every symbol of that name
+        // shares it: the linker keeps each string once). libpython's larger
+        // table holds tens of thousands of entries, most of them the
+        // relative ones at its start, which name no symbol and are skipped.
+        let mut tables = Vec::with_capacity(2);
         if pltrel == DT_RELA {
-            tables.push((jmprel, pltrelsz));
+            tables.push((jmprel, pltrelsz, 0));
         }
-        for (table, size) in tables {
+        tables.push((rela, relasz, relacount));
+        // The offset of `name` in the string table, once a symbol matched.
+        let mut wanted_name: Option<usize> = None;
+        for (table, size, skip) in tables {
             if table == 0 || relaent < core::mem::size_of::<Rela>() {
                 continue;
             }
             // relaent >= size_of::<Rela>() > 0 (checked above).
-            for index in 0..size.checked_div(relaent).unwrap_or(0) {
+            let count = size.checked_div(relaent).unwrap_or(0);
+            for index in skip.min(count)..count {
                 // SAFETY: inside the relocation table the dynamic section names.
                 let r = unsafe {
                     (table as *const u8)
@@ -643,6 +658,9 @@ mod thread_start {
                 let Ok(sym_index) = usize::try_from(r.info >> 32) else {
                     continue;
                 };
+                let slot = object
+                    .base
+                    .wrapping_add(usize::try_from(r.offset).unwrap_or(0));
                 let Some(sym_at) = sym_index.checked_mul(syment) else {
                     continue;
                 };
@@ -655,6 +673,12 @@ mod thread_start {
                         .read_unaligned()
                 };
                 let offset = sym.name as usize;
+                if let Some(known) = wanted_name {
+                    if offset == known {
+                        slots.push(slot);
+                    }
+                    continue;
+                }
                 let wanted = name.len().saturating_add(1);
                 if offset
                     .checked_add(wanted)
@@ -668,11 +692,8 @@ mod thread_start {
                     core::slice::from_raw_parts((strtab as *const u8).add(offset), wanted)
                 };
                 if found.strip_suffix(&[0]) == Some(name) {
-                    slots.push(
-                        object
-                            .base
-                            .wrapping_add(usize::try_from(r.offset).unwrap_or(0)),
-                    );
+                    wanted_name = Some(offset);
+                    slots.push(slot);
                 }
             }
         }
