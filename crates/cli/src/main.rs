@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 mod dump;
+mod native;
 mod processes;
 mod run;
 
@@ -119,6 +120,7 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
         core: None,
         executable: None,
         root: None,
+        native: false,
     };
     let mut pid = None;
     let mut args = args.into_iter();
@@ -130,6 +132,7 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
             },
             Some("--json") => options.json = true,
             Some("--pause") => options.pause = true,
+            Some("--native") => options.native = true,
             Some("--subprocesses") => options.subprocesses = true,
             Some("--all") => options.limits = lastwords_core::report::Limits::LIFTED,
             Some("--stdlib-format") => options.stdlib_format = true,

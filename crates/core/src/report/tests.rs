@@ -263,6 +263,7 @@ fn text(interp: &Interp, current: usize, format: Format, limits: Limits) -> Stri
         gil: GilHolder::Unknown,
         tids: super::TidSource::Layout,
         recheck: None,
+        eval_boundaries: false,
     };
     let mut sink = TextSink::new(&mut out, format, limits.max_string);
     traversal
@@ -575,6 +576,7 @@ fn json_report_of_the_same_walk() {
         gil: GilHolder::ThreadState(other),
         tids: super::TidSource::Layout,
         recheck: None,
+        eval_boundaries: false,
     };
     out.byte(b'{');
     let mut sink = JsonSink::new(&mut out, 500);

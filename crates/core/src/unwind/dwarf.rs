@@ -238,6 +238,35 @@ pub fn step_cfi<M: Memory>(
     regs: &Regs,
     lookup: u64,
 ) -> Option<(Regs, bool)> {
+    with_row(mem, info, lookup, |eh_frame, row, ra, signal| {
+        let next = apply(mem, eh_frame, row, ra, regs)?;
+        Some((next, signal))
+    })
+}
+
+/// Whether the CFI of `lookup` says that its frame is the outermost one (its
+/// return address is undefined, as in `_start` and `clone`): where a walk
+/// that cannot step further ended normally. Async-signal-safe.
+pub fn is_outermost<M: Memory>(mem: &M, info: &UnwindInfo, lookup: u64) -> bool {
+    with_row(mem, info, lookup, |_, row, ra, _| {
+        matches!(row.register(ra), Some(RegisterRule::Undefined)).then_some(())
+    })
+    .is_some()
+}
+
+/// Find the CFI row of `lookup` and hand it to `f`, with the return address
+/// register and whether the FDE is a signal trampoline. Async-signal-safe.
+fn with_row<'m, M: Memory, T>(
+    mem: &'m M,
+    info: &UnwindInfo,
+    lookup: u64,
+    f: impl FnOnce(
+        &EhFrame<MemReader<'m, M>>,
+        &UnwindTableRow<usize, FrameStorage>,
+        Register,
+        bool,
+    ) -> Option<T>,
+) -> Option<T> {
     if info.eh_frame_hdr == 0 {
         return None;
     }
@@ -271,8 +300,7 @@ pub fn step_cfi<M: Memory>(
         .unwind_info_for_address(&eh_frame, &bases, &mut ctx, lookup)
         .ok()?;
     let ra = fde.cie().return_address_register();
-    let next = apply(mem, &eh_frame, row, ra, regs)?;
-    Some((next, fde.is_signal_trampoline()))
+    f(&eh_frame, row, ra, fde.is_signal_trampoline())
 }
 
 /// The caller's registers from a CFI row. None at the outermost frame
