@@ -386,11 +386,9 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
             (Some(&elf), Table::Symtab),
             (debug_elf.as_ref(), Table::Symtab),
         ];
-        for pass in [Pass::Start, Pass::Name] {
-            for (image, table) in tables {
-                if let Some(image) = image {
-                    image.lookup(table, &exec, &mut queries, pass);
-                }
+        for (image, table) in tables {
+            if let Some(image) = image {
+                image.lookup(table, &exec, &mut queries, Pass::Both);
             }
         }
         let mut named = vec![None; lookups.len()];

@@ -530,3 +530,44 @@ fn images_of_hostile_files_are_refused_or_bounded() {
         }
     }
 }
+
+#[test]
+fn one_pass_names_as_two_passes_do() {
+    let own = own_file();
+    let file = aligned(&own);
+    let bytes = as_bytes(&file, own.len());
+    let elf = ElfImage::parse(bytes).unwrap();
+    let mut exec = Vec::new();
+    elf.for_each_load(|(_, vaddr, _, memsz)| {
+        exec.push((vaddr, vaddr.wrapping_add(memsz)));
+        true
+    });
+    // Addresses all over the executable segments, inside functions and
+    // between them.
+    let (lo, hi) = exec
+        .iter()
+        .fold((u64::MAX, 0), |(l, h), &(s, e)| (l.min(s), h.max(e)));
+    let step = ((hi - lo) / 997).max(1);
+    let vaddrs: Vec<u64> = (0..997).map(|i| lo + i * step + (i % 7)).collect();
+    let run = |passes: &[Pass]| {
+        let mut queries: Vec<Query<'_>> = vaddrs
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Query::new(v, i))
+            .collect();
+        for &pass in passes {
+            for table in [Table::Dynsym, Table::Symtab] {
+                elf.lookup(table, &exec, &mut queries, pass);
+            }
+        }
+        let mut out: Vec<_> = queries
+            .iter()
+            .map(|q| (q.frame, q.start, q.name.map(|(n, _)| n)))
+            .collect();
+        out.sort();
+        out
+    };
+    let two = run(&[Pass::Start, Pass::Name]);
+    assert_eq!(run(&[Pass::Both]), two);
+    assert!(two.iter().filter(|q| q.2.is_some()).count() > 100);
+}
