@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! lastwords [--file PATH] [--python PATH] run ARGS...   python ARGS..., with lastwords enabled
-//! lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] [--repeat N] PID
-//! lastwords dump [--json] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
+//! lastwords dump [--json] [--pause] [--native] [--subprocesses] [--all] [--stdlib-format] [--repeat N] PID
+//! lastwords dump [--json] [--native] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
 //! lastwords --version
 //! ```
 //!
@@ -24,8 +24,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: lastwords [--file PATH] [--python PATH] run [PYTHON ARGS...]
-       lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] PID
-       lastwords dump [--json] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
+       lastwords dump [--json] [--pause] [--native] [--subprocesses] [--all] [--stdlib-format] PID
+       lastwords dump [--json] [--native] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
        lastwords --version
 
 Commands:
@@ -42,9 +42,15 @@ Options of dump:
   --json          one JSON document (schema/report.schema.json)
   --pause         stop the process's threads while they are read (ptrace), for
                   a consistent snapshot; says how long they were stopped
+  --native        each thread's native (C) frames too, merged with its Python
+                  frames (which replace the interpreter's eval-loop frames),
+                  one per line: `Binary file \"LIBRARY\", at FUNCTION+0xOFF
+                  [0xPC]` (`at +0xOFF` where no symbol covers the address);
+                  implies --pause for a process (registers come from ptrace)
   --subprocesses  also every Python process below PID, each under its pid and
                   command line
-  --all           lift the limits (100 threads, 100 frames, 500 characters)
+  --all           lift the limits (100 threads, 100 frames, 256 native frames,
+                  500 characters)
   --stdlib-format the stdlib's text only: no process header, no thread names
                   before 3.14, no GIL marker
   --repeat N      (benchmarks) read the process N times, print the last report
