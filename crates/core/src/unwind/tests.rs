@@ -10,7 +10,7 @@
 use super::image::{Image, ImageError};
 use super::objects::{Objects, Process};
 use super::regs::{Regs, arch};
-use super::step::{CodeMap, UnwindInfo, step_cfi, unwind};
+use super::step::{CodeMap, End, UnwindInfo, step_cfi, unwind, unwind_ends};
 use super::symbols::{ElfImage, Pass, Query, Table};
 use crate::memory::{LocalChecked, Memory};
 
@@ -315,8 +315,49 @@ fn stack_pointers_into_nowhere_end_the_walk() {
                 unwind(&mem, &all, regs, &mut frames, 0) <= 1,
                 "sp {sp:#x} fp {fp:#x}"
             );
+            // A dump marks such a stack: the walk is lost, not ended.
+            assert_eq!(
+                unwind_ends(&mem, &objects, regs, &mut frames),
+                (1, End::Lost),
+                "sp {sp:#x} fp {fp:#x}"
+            );
         }
     }
+}
+
+/// The registers of this very thread at its call of this function.
+#[inline(never)]
+fn own_registers() -> Regs {
+    let (pc, sp, fp): (u64, u64, u64);
+    // SAFETY: reads three registers into locals; no memory is touched. The
+    // pc is the instruction after the lea, where sp and fp are these.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("lea {}, [rip]", "mov {}, rsp", "mov {}, rbp", out(reg) pc, out(reg) sp, out(reg) fp)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (pc, sp, fp) = (0u64, 0u64, 0u64);
+    let mut regs = Regs::empty();
+    regs.set(arch::SP, sp);
+    regs.set(arch::FP, fp);
+    regs.pc = pc;
+    regs
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_whole_stack_ends_at_its_outermost_frame_and_a_long_one_at_the_limit() {
+    // A test thread's stack goes down to clone3, whose CFI says the return
+    // address is undefined: the walk ends there, not lost.
+    let mem = LocalChecked::new();
+    let objects = Objects::snapshot(&mem, this_process());
+    let regs = own_registers();
+    let mut frames = [0usize; 256];
+    let (n, end) = unwind_ends(&mem, &objects, regs, &mut frames);
+    assert!(n > 3, "{n}");
+    assert_eq!(end, End::Outermost);
+    let mut few = [0usize; 2];
+    assert_eq!(unwind_ends(&mem, &objects, regs, &mut few), (2, End::Limit));
 }
 
 #[test]
