@@ -376,7 +376,11 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
         };
         let debug_elf = debug.as_ref().and_then(|d| ElfImage::parse(d.bytes()));
         let bias = found.bias as u64;
-        let mut queries: Vec<Query<'_>> = lookups
+        // One query per distinct address (threads share most of theirs).
+        let mut distinct: Vec<usize> = lookups.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut queries: Vec<Query<'_>> = distinct
             .iter()
             .enumerate()
             .map(|(i, &a)| Query::new((a as u64).wrapping_sub(bias), i))
@@ -391,10 +395,10 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
                 image.lookup(table, &exec, &mut queries, Pass::Both);
             }
         }
-        let mut named = vec![None; lookups.len()];
+        let mut by_address: Vec<Option<(usize, String)>> = vec![None; distinct.len()];
         for q in &queries {
             if let (Some(start), Some((name, _))) = (q.start, q.name)
-                && let Some(slot) = named.get_mut(q.frame)
+                && let Some(slot) = by_address.get_mut(q.frame)
             {
                 let start = usize::try_from(start)
                     .ok()
@@ -402,6 +406,13 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
                 *slot = start.map(|s| (s, demangle(name)));
             }
         }
+        let named = lookups
+            .iter()
+            .map(|a| {
+                let i = distinct.binary_search(a).ok()?;
+                by_address.get(i).cloned().flatten()
+            })
+            .collect();
         Some(named)
     }
 
