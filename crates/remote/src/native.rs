@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use lastwords_core::memory::Memory;
 use lastwords_core::unwind::dynsym::dynsym_lookup;
 use lastwords_core::unwind::objects::{self, Found, Objects, Phdr, Process, for_each_phdr};
-use lastwords_core::unwind::step::{End, unwind_ends};
+use lastwords_core::unwind::step::{End, RowCache, unwind_ends_cached};
 use lastwords_core::unwind::symbolise::same_object;
 use lastwords_core::unwind::symbols::{ElfImage, Pass, Query, Table};
 use lastwords_core::unwind::{Regs, arch};
@@ -193,6 +193,8 @@ pub fn native_stacks<S: Source, M: Memory>(
     let objects = Objects::snapshot(mem, process);
     let max = max.clamp(1, MAX_NATIVE_FRAMES_LIFTED);
     let mut buf = vec![0usize; max];
+    // The CFI rows found for one thread serve the others.
+    let mut rows = RowCache::new();
     // Every frame of every thread: (thread, pc, lookup address, object).
     let mut all: Vec<(u32, usize, usize, Option<Found>)> = Vec::new();
     let mut ends = Vec::with_capacity(threads.len());
@@ -201,7 +203,7 @@ pub fn native_stacks<S: Source, M: Memory>(
             ends.push((tid, End::Lost));
             continue;
         }
-        let (n, end) = unwind_ends(mem, &objects, regs, &mut buf);
+        let (n, end) = unwind_ends_cached(mem, &objects, regs, &mut buf, &mut rows);
         for (i, &pc) in buf.iter().take(n).enumerate() {
             let lookup = if i == 0 { pc } else { pc.wrapping_sub(1) };
             all.push((tid, pc, lookup, objects.find(lookup)));

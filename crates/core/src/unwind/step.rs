@@ -4,7 +4,7 @@
 use super::regs::{Regs, arch};
 use crate::memory::Memory;
 
-pub use super::dwarf::{is_outermost, step_cfi};
+pub use super::dwarf::{RowCache, is_outermost, step_cfi, step_cfi_cached};
 
 /// Where the unwind tables of the code at an address are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub fn unwind<M: Memory, C: CodeMap>(
     frames: &mut [usize],
     skip: usize,
 ) -> usize {
-    walk(mem, code, regs, frames, skip).0
+    walk(mem, code, regs, frames, skip, None).0
 }
 
 /// [`unwind`] without skipping, saying how the walk ended (for a report
@@ -130,7 +130,19 @@ pub fn unwind_ends<M: Memory, C: CodeMap>(
     regs: Regs,
     frames: &mut [usize],
 ) -> (usize, End) {
-    walk(mem, code, regs, frames, 0)
+    walk(mem, code, regs, frames, 0, None)
+}
+
+/// [`unwind_ends`] with the CFI rows found kept in `cache` for the next
+/// walks of the same process (its other threads). Not async-signal-safe.
+pub fn unwind_ends_cached<M: Memory, C: CodeMap>(
+    mem: &M,
+    code: &C,
+    regs: Regs,
+    frames: &mut [usize],
+    cache: &mut RowCache,
+) -> (usize, End) {
+    walk(mem, code, regs, frames, 0, Some(cache))
 }
 
 /// The walk of [`unwind`] and [`unwind_ends`]. Async-signal-safe.
@@ -140,6 +152,7 @@ fn walk<M: Memory, C: CodeMap>(
     mut regs: Regs,
     frames: &mut [usize],
     mut skip: usize,
+    mut cache: Option<&mut RowCache>,
 ) -> (usize, End) {
     let mut n = 0usize;
     let mut exact = true;
@@ -181,7 +194,9 @@ fn walk<M: Memory, C: CodeMap>(
         let info = usize::try_from(lookup)
             .ok()
             .and_then(|a| code.unwind_info(a));
-        let stepped = match info.and_then(|i| step_cfi(mem, &i, &regs, lookup)) {
+        let stepped = match info
+            .and_then(|i| step_cfi_cached(mem, &i, &regs, lookup, cache.as_deref_mut()))
+        {
             Some(step) => Some(step),
             None => step_heuristic(mem, code, &regs, first, info.is_some()).map(|r| (r, false)),
         };

@@ -612,3 +612,32 @@ fn one_pass_names_as_two_passes_do() {
     assert_eq!(run(&[Pass::Both]), two);
     assert!(two.iter().filter(|q| q.2.is_some()).count() > 100);
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn cached_rows_give_the_same_walk() {
+    let mem = LocalChecked::new();
+    let objects = Objects::snapshot(&mem, this_process());
+    // Captured here, in the frame that walks: the stack above stays as it
+    // was while the walks run below it.
+    let (pc, sp, fp): (u64, u64, u64);
+    // SAFETY: reads three registers into locals; no memory is touched.
+    unsafe {
+        core::arch::asm!("lea {}, [rip]", "mov {}, rsp", "mov {}, rbp", out(reg) pc, out(reg) sp, out(reg) fp)
+    };
+    let mut regs = Regs::empty();
+    regs.set(arch::SP, sp);
+    regs.set(arch::FP, fp);
+    regs.pc = pc;
+    let mut plain = [0usize; 128];
+    let expected = unwind_ends(&mem, &objects, regs, &mut plain);
+    assert!(expected.0 > 3, "{expected:?}");
+    let mut cache = super::step::RowCache::new();
+    // Once filling the cache, once from it.
+    for _ in 0..2 {
+        let mut frames = [0usize; 128];
+        let got = super::step::unwind_ends_cached(&mem, &objects, regs, &mut frames, &mut cache);
+        assert_eq!(got, expected);
+        assert_eq!(frames, plain);
+    }
+}
