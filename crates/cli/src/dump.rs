@@ -21,6 +21,10 @@
 //! under the walk, so it is taken once; the thread that took the signal the
 //! process died of is the "current" one, as in the report its own
 //! faulthandler wrote.
+//!
+//! `--native` adds each thread's native frames (lastwords-remote's `native`:
+//! registers from the pause, or from the core's notes), merged into the
+//! traversal's Python frames by `crate::native::Merge`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
