@@ -417,3 +417,58 @@ def test_core_gives_the_same_merged_stacks(name, start):
     for thread in expected:
         assert from_core[thread] == expected[thread], "\n".join(
             ["live: %s\ncore: %s" % (a, b) for a, b in zip(expected[thread], from_core[thread]) if a != b])
+
+
+def set_stack_pointer(core, note_index, value):
+    """Write `value` as the rsp of the `note_index`th NT_PRSTATUS of an
+    x86-64 core (pr_reg at 112, rsp its 20th word)."""
+    import struct
+
+    with open(core, "r+b") as f:
+        data = bytearray(f.read())
+        phoff, = struct.unpack_from("<Q", data, 32)
+        phnum, = struct.unpack_from("<H", data, 56)
+        seen = 0
+        for i in range(phnum):
+            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + 56 * i)
+            if p_type != 4:
+                continue
+            at, end = p_offset, p_offset + p_filesz
+            while at + 12 <= end:
+                namesz, descsz, kind = struct.unpack_from("<III", data, at)
+                desc = at + 12 + (namesz + 3) // 4 * 4
+                if kind == 1:
+                    if seen == note_index:
+                        struct.pack_into("<Q", data, desc + 112 + 19 * 8, value)
+                        f.seek(0)
+                        f.write(data)
+                        return struct.unpack_from("<I", data, desc + 32)[0]
+                    seen += 1
+                at = desc + (descsz + 3) // 4 * 4
+    raise AssertionError("no NT_PRSTATUS %d in %s" % (note_index, core))
+
+
+def test_a_stack_pointer_into_nowhere_ends_that_stack_with_a_marker(start):
+    """A core whose thread has a stack pointer into nowhere: that thread's
+    native stack ends with a marker, its Python frames are still listed,
+    the other thread is whole."""
+    t = start("3.12")
+    core = os.path.join(t.dir, "gcore")
+    out = subprocess.run(["gcore", "-o", core, str(t.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    core = "%s.%d" % (core, t.pid)
+    intact = lastwords("dump", "--native", "--core", core)
+    assert intact.returncode == 0, intact.stderr
+    assert "<native stack ends" not in intact.stdout, intact.stdout
+    for bad in (0x10, 0xFFFFFFFFFFFFFFF8, 0x7FFFFFFFF000):
+        set_stack_pointer(core, 1, bad)
+        out = lastwords("dump", "--native", "--core", core)
+        assert out.returncode == 0, out.stderr
+        stacks = merged(out.stdout)
+        ends = [frames for frames in stacks.values() if ("marker", "  <native stack ends: cannot unwind further>") in frames]
+        assert len(ends) == 1, out.stdout
+        # The walk stopped at its first frame; the Python frames follow.
+        assert [f[0] for f in ends[0]][:2] == ["native", "marker"], ends[0]
+        assert any(f[0] == "python" for f in ends[0]), ends[0]
+        assert sum(1 for frames in stacks.values() if frames[-1][0] == "native") == 1, out.stdout

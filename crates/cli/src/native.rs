@@ -9,8 +9,9 @@
 //! runs (one on 2.7-3.10, up to its entry frame from 3.11); at each boundary
 //! the native frames down to the next eval frame follow; the rest (below the
 //! outermost Python frame: `PyRun_*`, `Py_RunMain`, `main`, `_start`, or
-//! `start_thread` and `clone3`) end the thread. A stack whose walk could not
-//! go on ends with a marker. If the two stacks disagree (an eval frame the
+//! `start_thread` and `clone3`) end the thread. A walk that could not go on
+//! ends with a marker where it stopped (the Python frames below it follow,
+//! without their native frames). If the two stacks disagree (an eval frame the
 //! unwinder did not reach), the Python frames still come, in their order.
 //!
 //! Text lines are those of the stdlib's C stack section (the in-process
@@ -124,6 +125,8 @@ pub struct Merge<'n, S> {
     in_call: bool,
     /// The rest of the native stack was written.
     flushed: bool,
+    /// How the native walk ended was written.
+    ended: bool,
 }
 
 impl<'n, S> Merge<'n, S> {
@@ -135,12 +138,14 @@ impl<'n, S> Merge<'n, S> {
             next: 0,
             in_call: false,
             flushed: true,
+            ended: true,
         }
     }
 }
 
 impl<S: NativeOut> Merge<'_, S> {
-    /// Write native frames up to (not including) the next eval frame.
+    /// Write native frames up to (not including) the next eval frame; at
+    /// the end of a walk that was cut, its marker, where it was cut.
     fn until_eval(&mut self) {
         let Some(stack) = self.stack else {
             return;
@@ -151,6 +156,16 @@ impl<S: NativeOut> Merge<'_, S> {
             }
             self.inner.native_frame(f);
             self.next += 1;
+        }
+        self.end();
+    }
+
+    /// How the walk ended, once.
+    fn end(&mut self) {
+        if let Some(stack) = self.stack
+            && !std::mem::replace(&mut self.ended, true)
+        {
+            self.inner.native_end(stack.end);
         }
     }
 
@@ -166,7 +181,7 @@ impl<S: NativeOut> Merge<'_, S> {
             self.inner.native_frame(f);
         }
         self.next = stack.frames.len();
-        self.inner.native_end(stack.end);
+        self.end();
     }
 }
 
@@ -180,6 +195,7 @@ impl<M: Memory, S: ReportSink<M> + NativeOut> ReportSink<M> for Merge<'_, S> {
         self.next = 0;
         self.in_call = false;
         self.flushed = self.stack.is_none();
+        self.ended = self.stack.is_none();
         self.until_eval();
     }
 
