@@ -72,8 +72,8 @@ def include_flags(name):
 class NativeTarget:
     """target_native.py with its extension, blocked in read() and a futex."""
 
-    def __init__(self, name):
-        for tool in ("gcc", "gdb", "gcore", "readelf"):
+    def __init__(self, name, strip=False):
+        for tool in ("gcc", "gdb", "gcore", "readelf") + (("objcopy", "strip") if strip else ()):
             if shutil.which(tool) is None:
                 pytest.skip("no %s on this machine: it builds the extension or reads the target" % tool)
         self.name = name
@@ -90,6 +90,15 @@ class NativeTarget:
                              + flags + [SOURCE, "-o", so], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True)
         assert out.returncode == 0, out.stderr
+        if strip:
+            # Its symbols in a detached file that .gnu_debuglink names, in
+            # .debug/ beside it (one of the places gdb looks too).
+            os.mkdir(os.path.join(self.dir, ".debug"))
+            debug = os.path.join(self.dir, ".debug", "blocker.so.debug")
+            for step in (["objcopy", "--only-keep-debug", so, debug], ["strip", "--strip-unneeded", so],
+                         ["objcopy", "--add-gnu-debuglink=" + debug, so]):
+                done = subprocess.run(step, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                assert done.returncode == 0, (step, done.stderr)
         guest_dir = "/tmp/" + os.path.basename(self.dir) if self.sid else self.dir
         self.proc = subprocess.Popen(argv + [guest_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, universal_newlines=True)
@@ -129,8 +138,8 @@ class NativeTarget:
 def start():
     started = []
 
-    def start(name):
-        t = NativeTarget(name)
+    def start(name, **kwargs):
+        t = NativeTarget(name, **kwargs)
         started.append(t)
         return t
 
@@ -472,3 +481,24 @@ def test_a_stack_pointer_into_nowhere_ends_that_stack_with_a_marker(start):
         assert [f[0] for f in ends[0]][:2] == ["native", "marker"], ends[0]
         assert any(f[0] == "python" for f in ends[0]), ends[0]
         assert sum(1 for frames in stacks.values() if frames[-1][0] == "native") == 1, out.stdout
+
+
+def test_static_functions_are_named_from_a_debuglink_file(start):
+    """A stripped extension: its static function (blocker_outer) is named
+    from the detached file its .gnu_debuglink names, and only from there;
+    its exported ones from .dynsym either way."""
+    t = start("3.12", strip=True)
+
+    def names():
+        out = lastwords("dump", "--native", t.pid)
+        assert out.returncode == 0, out.stderr
+        (main,) = [f for f in merged(out.stdout).values() if any(x[1] == "blocker_inner" for x in f)]
+        return [(f[1], f[3]) for f in main if f[0] == "native" and f[2].endswith("/blocker.so")]
+
+    with_debug = names()
+    assert [n for n, _ in with_debug] == ["blocker_inner", "blocker_middle", "blocker_outer"], with_debug
+    shutil.rmtree(os.path.join(t.dir, ".debug"))
+    without = names()
+    # The same frames; the static one has no name of its own now.
+    assert [pc for _, pc in without] == [pc for _, pc in with_debug], (with_debug, without)
+    assert [n for n, _ in without] == ["blocker_inner", "blocker_middle", ""], without
