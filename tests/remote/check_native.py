@@ -16,7 +16,11 @@ parks in a lock acquire (a futex wait). Once /proc says both are blocked:
 * a core of the same parked target gives the same merged stacks with
   `dump --native --core` (gcore on 2.7 and 3.9-3.13; the kernel's core after
   SIGQUIT in the sid root, whose thread stacks gdb 13 cannot read: see
-  check_core.py).
+  check_core.py);
+* a core whose thread has a stack pointer into nowhere gives that thread a
+  marker where its native stack stops, and nothing else changes;
+* a stripped build of the extension is named from the file its
+  .gnu_debuglink names.
 
 Not named test_*.py: the remote stage runs it once, from the host.
 """
