@@ -43,8 +43,8 @@ use lastwords_remote::core_file::CoreFile;
 use lastwords_remote::core_source::{CoreOptions, CoreSource};
 use lastwords_remote::discover::TidAt;
 use lastwords_remote::native::{self as native_stacks, NativeStack};
-use lastwords_remote::source::LiveProcess;
-use lastwords_remote::{Interpreter, RemoteError, attach, discover, discover_in};
+use lastwords_remote::source::{LiveProcess, Source as _};
+use lastwords_remote::{Interpreter, RemoteError, attach, discover_in};
 
 use crate::native::Merge;
 
@@ -306,7 +306,9 @@ impl<'n> How<'n> {
 /// Discover, (pause,) read, (resume).
 fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
     let command_line = crate::processes::command_line(pid);
-    let outcome = discover(pid).and_then(|interp| {
+    // The process's mappings, read once: for discovery, and for --native.
+    let outcome = LiveProcess::new(pid).and_then(|source| {
+        let interp = discover_in(&source)?;
         let mem = ProcessMemory::new(pid);
         // Blocks of what changes (thread states, frames: read afresh by each
         // walk) and of what does not (code objects, strings, line tables:
@@ -317,11 +319,9 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
         };
         if options.pause || options.native {
             let paused = attach::pause(pid, PAUSE_TIMEOUT)?;
-            let natives = if options.native {
-                Some(live_natives(pid, &paused, options)?)
-            } else {
-                None
-            };
+            let natives = options
+                .native
+                .then(|| live_natives(&source, &paused, options));
             let (threads, _, _) =
                 render_live(&interp, &mem, &caches, options, false, natives.as_ref());
             let resumed = paused.resume();
@@ -369,12 +369,8 @@ fn native_limit(options: &DumpOptions) -> usize {
 }
 
 /// The native stack of every thread of a paused process.
-fn live_natives(
-    pid: i32,
-    paused: &attach::Paused,
-    options: &DumpOptions,
-) -> Result<Natives, RemoteError> {
-    let source = LiveProcess::new(pid)?;
+fn live_natives(source: &LiveProcess, paused: &attach::Paused, options: &DumpOptions) -> Natives {
+    let pid = source.pid();
     let threads: Vec<_> = paused
         .tids()
         .into_iter()
@@ -389,14 +385,14 @@ fn live_natives(
     let cache = Box::new(BlockCache::new());
     let mem = Cached::new(ProcessMemory::new(pid), &cache);
     let root = PathBuf::from(format!("/proc/{pid}/root"));
-    Ok(native_stacks::native_stacks(
-        &source,
+    native_stacks::native_stacks(
+        source,
         &mem,
         native_stacks::process_live(pid),
         &root,
         &threads,
         native_limit(options),
-    ))
+    )
 }
 
 /// `--repeat N`: walk and render the target N times, as the walks of one
