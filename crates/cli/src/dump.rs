@@ -21,6 +21,10 @@
 //! under the walk, so it is taken once; the thread that took the signal the
 //! process died of is the "current" one, as in the report its own
 //! faulthandler wrote.
+//!
+//! `--native` adds each thread's native frames (lastwords-remote's `native`:
+//! registers from the pause, or from the core's notes), merged into the
+//! traversal's Python frames by `crate::native::Merge`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -38,7 +42,14 @@ use lastwords_core::writer::{FlushPolicy, VecSink, Writer};
 use lastwords_remote::core_file::CoreFile;
 use lastwords_remote::core_source::{CoreOptions, CoreSource};
 use lastwords_remote::discover::TidAt;
-use lastwords_remote::{Interpreter, RemoteError, attach, discover, discover_in};
+use lastwords_remote::native::{self as native_stacks, NativeStack};
+use lastwords_remote::source::{LiveProcess, Source as _};
+use lastwords_remote::{Interpreter, RemoteError, attach, discover_in};
+
+use crate::native::Merge;
+
+/// Native stacks by kernel thread id.
+type Natives = std::collections::HashMap<u32, NativeStack>;
 
 /// How many times a dump of a running process is taken before its result is
 /// kept, markers and all.
@@ -68,6 +79,9 @@ pub struct DumpOptions {
     /// `--executable PATH`, `--root DIR`: where the core's files are.
     pub executable: Option<PathBuf>,
     pub root: Option<PathBuf>,
+    /// `--native`: native frames merged into each thread's stack (a live
+    /// process is paused for its registers).
+    pub native: bool,
 }
 
 /// One process, dumped (or why not).
@@ -208,12 +222,30 @@ fn run_core(path: &std::path::Path, options: &DumpOptions) -> Result<(), String>
             &How::core(current, &names),
         );
     }
+    let natives = options.native.then(|| {
+        let threads: Vec<_> = source
+            .core
+            .threads
+            .iter()
+            .filter_map(|t| Some((t.tid, native_stacks::regs_from_words(&t.registers)?)))
+            .collect();
+        let root = options.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+        native_stacks::native_stacks(
+            &source,
+            &source,
+            native_stacks::process_from_auxv(&source.core.auxv),
+            &root,
+            &threads,
+            native_limit(options),
+        )
+    });
     let (threads, _, _) = render(
         &interp,
         &source,
         &source,
         options,
         &How::core(current, &names),
+        natives.as_ref(),
     );
     let dump = ProcessDump {
         pid: interp.pid,
@@ -274,7 +306,9 @@ impl<'n> How<'n> {
 /// Discover, (pause,) read, (resume).
 fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
     let command_line = crate::processes::command_line(pid);
-    let outcome = discover(pid).and_then(|interp| {
+    // The process's mappings, read once: for discovery, and for --native.
+    let outcome = LiveProcess::new(pid).and_then(|source| {
+        let interp = discover_in(&source)?;
         let mem = ProcessMemory::new(pid);
         // Blocks of what changes (thread states, frames: read afresh by each
         // walk) and of what does not (code objects, strings, line tables:
@@ -283,9 +317,13 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
             volatile: Box::new(BlockCache::new()),
             stable: Box::new(BlockCache::new()),
         };
-        if options.pause {
+        if options.pause || options.native {
             let paused = attach::pause(pid, PAUSE_TIMEOUT)?;
-            let (threads, _, _) = render_live(&interp, &mem, &caches, options, false);
+            let natives = options
+                .native
+                .then(|| live_natives(&source, &paused, options));
+            let (threads, _, _) =
+                render_live(&interp, &mem, &caches, options, false, natives.as_ref());
             let resumed = paused.resume();
             Ok(Dumped {
                 interp,
@@ -301,7 +339,7 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let (threads, steady, _) = render_live(&interp, &mem, &caches, options, true);
+                let (threads, steady, _) = render_live(&interp, &mem, &caches, options, true, None);
                 if steady || attempts >= ATTEMPTS {
                     break Ok(Dumped {
                         interp,
@@ -319,6 +357,42 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
         outcome,
         core: None,
     }
+}
+
+/// The most native frames per thread.
+fn native_limit(options: &DumpOptions) -> usize {
+    if options.limits == lastwords_core::report::Limits::LIFTED {
+        native_stacks::MAX_NATIVE_FRAMES_LIFTED
+    } else {
+        native_stacks::MAX_NATIVE_FRAMES
+    }
+}
+
+/// The native stack of every thread of a paused process.
+fn live_natives(source: &LiveProcess, paused: &attach::Paused, options: &DumpOptions) -> Natives {
+    let pid = source.pid();
+    let threads: Vec<_> = paused
+        .tids()
+        .into_iter()
+        .filter_map(|tid| {
+            let regs = paused.registers(tid).ok()?;
+            let regs = native_stacks::regs_from_words(&native_stacks::ptrace_words(&regs.raw))?;
+            Some((u32::try_from(tid).ok()?, regs))
+        })
+        .collect();
+    // Code, unwind tables and symbols do not change while paused: one
+    // cache for the whole unwind.
+    let cache = Box::new(BlockCache::new());
+    let mem = Cached::new(ProcessMemory::new(pid), &cache);
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    native_stacks::native_stacks(
+        source,
+        &mem,
+        native_stacks::process_live(pid),
+        &root,
+        &threads,
+        native_limit(options),
+    )
 }
 
 /// `--repeat N`: walk and render the target N times, as the walks of one
@@ -344,7 +418,7 @@ fn time_walks<M: Memory + Clears, F: Memory>(
     let mut frames = 0;
     for _ in 0..options.repeat {
         mem.clear();
-        frames = render(interp, mem, fresh, &walk_only, how).2;
+        frames = render(interp, mem, fresh, &walk_only, how, None).2;
     }
     let per_dump = started.elapsed().as_nanos() / options.repeat as u128;
     eprintln!(
@@ -423,6 +497,9 @@ impl<M: Memory, S: ReportSink<M>> ReportSink<M> for Watch<'_, S> {
         self.changed |= marker == Marker::Changed;
         self.inner.marker(marker);
     }
+    fn eval_boundary(&mut self) {
+        self.inner.eval_boundary();
+    }
     fn end_thread(&mut self) {
         self.inner.end_thread();
     }
@@ -453,10 +530,18 @@ fn render_live(
     caches: &Caches,
     options: &DumpOptions,
     checked: bool,
+    natives: Option<&Natives>,
 ) -> (Vec<u8>, bool, usize) {
     caches.volatile.clear();
     let cached = Cached::new(*mem, &caches.volatile).with_stable(&caches.stable);
-    render(interp, &cached, mem, options, &How::process(checked))
+    render(
+        interp,
+        &cached,
+        mem,
+        options,
+        &How::process(checked),
+        natives,
+    )
 }
 
 /// The page caches of one dump of a live process (see `dump_process`).
@@ -476,6 +561,7 @@ fn render<M: Memory, F: Memory>(
     fresh_mem: &F,
     options: &DumpOptions,
     how: &How<'_>,
+    natives: Option<&Natives>,
 ) -> (Vec<u8>, bool, usize) {
     let checked = how.checked;
     let types = interp.known_types();
@@ -508,6 +594,7 @@ fn render<M: Memory, F: Memory>(
             TidAt::ThreadState { .. } => TidSource::Layout,
         },
         recheck: if checked { Some(&recheck) } else { None },
+        eval_boundaries: natives.is_some(),
     };
     // A core's names (its table), where the report prints names.
     let names = how.names.map(|table| {
@@ -520,21 +607,24 @@ fn render<M: Memory, F: Memory>(
     let mut out = Writer::new(VecSink::default(), FlushPolicy::WhenFull);
     let watch = if options.json {
         let mut sink = Watch {
-            inner: JsonSink::new(&mut out, options.limits.max_string),
+            inner: Merge::new(JsonSink::new(&mut out, options.limits.max_string), natives),
             tstates: Vec::new(),
             changed: false,
             frames: 0,
             names,
         };
-        sink.inner.begin();
+        sink.inner.inner.begin();
         let walked = traversal.all_threads(&mut sink, interp.interp_head, how.current);
         if walked.is_ok() {
-            sink.inner.finish();
+            sink.inner.inner.finish();
         }
         (sink.tstates, sink.changed, sink.frames, walked)
     } else {
         let mut sink = Watch {
-            inner: TextSink::new(&mut out, format, options.limits.max_string),
+            inner: Merge::new(
+                TextSink::new(&mut out, format, options.limits.max_string),
+                natives,
+            ),
             tstates: Vec::new(),
             changed: false,
             frames: 0,
@@ -663,8 +753,13 @@ fn text_document(dumps: &[ProcessDump], options: &DumpOptions) -> Vec<u8> {
                     if let Some(stopped) = d.stopped_for {
                         let _ = writeln!(
                             header,
-                            "Threads stopped for {:.3} ms while read (--pause)",
-                            stopped.as_secs_f64() * 1e3
+                            "Threads stopped for {:.3} ms while read ({})",
+                            stopped.as_secs_f64() * 1e3,
+                            if options.native {
+                                "--native"
+                            } else {
+                                "--pause"
+                            }
                         );
                     }
                     header.push('\n');

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! lastwords [--file PATH] [--python PATH] run ARGS...   python ARGS..., with lastwords enabled
-//! lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] [--repeat N] PID
-//! lastwords dump [--json] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
+//! lastwords dump [--json] [--pause] [--native] [--subprocesses] [--all] [--stdlib-format] [--repeat N] PID
+//! lastwords dump [--json] [--native] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
 //! lastwords --version
 //! ```
 //!
@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 mod dump;
+mod native;
 mod processes;
 mod run;
 
@@ -23,8 +24,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: lastwords [--file PATH] [--python PATH] run [PYTHON ARGS...]
-       lastwords dump [--json] [--pause] [--subprocesses] [--all] [--stdlib-format] PID
-       lastwords dump [--json] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
+       lastwords dump [--json] [--pause] [--native] [--subprocesses] [--all] [--stdlib-format] PID
+       lastwords dump [--json] [--native] [--all] [--stdlib-format] --core CORE [--executable PATH] [--root DIR]
        lastwords --version
 
 Commands:
@@ -41,9 +42,15 @@ Options of dump:
   --json          one JSON document (schema/report.schema.json)
   --pause         stop the process's threads while they are read (ptrace), for
                   a consistent snapshot; says how long they were stopped
+  --native        each thread's native (C) frames too, merged with its Python
+                  frames (which replace the interpreter's eval-loop frames),
+                  one per line: `Binary file \"LIBRARY\", at FUNCTION+0xOFF
+                  [0xPC]` (`at +0xOFF` where no symbol covers the address);
+                  implies --pause for a process (registers come from ptrace)
   --subprocesses  also every Python process below PID, each under its pid and
                   command line
-  --all           lift the limits (100 threads, 100 frames, 500 characters)
+  --all           lift the limits (100 threads, 100 frames, 256 native frames,
+                  500 characters)
   --stdlib-format the stdlib's text only: no process header, no thread names
                   before 3.14, no GIL marker
   --repeat N      (benchmarks) read the process N times, print the last report
@@ -119,6 +126,7 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
         core: None,
         executable: None,
         root: None,
+        native: false,
     };
     let mut pid = None;
     let mut args = args.into_iter();
@@ -130,6 +138,7 @@ fn dump_command(args: Vec<OsString>) -> ExitCode {
             },
             Some("--json") => options.json = true,
             Some("--pause") => options.pause = true,
+            Some("--native") => options.native = true,
             Some("--subprocesses") => options.subprocesses = true,
             Some("--all") => options.limits = lastwords_core::report::Limits::LIFTED,
             Some("--stdlib-format") => options.stdlib_format = true,

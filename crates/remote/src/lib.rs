@@ -9,6 +9,8 @@
 //!   the one call from a pid to an [`discover::Interpreter`].
 //! * [`facts`]: per-version facts the walker's layouts lack (the GIL, kernel
 //!   thread ids, the interpreter list), as data.
+//! * [`native`]: native stacks (`--native`): registers unwound by
+//!   lastwords-core's unwinder, frames named from the target's files.
 //! * [`attach`]: `--pause`: every thread stopped with ptrace, always resumed.
 //! * [`error`]: one line per failure, saying what to do.
 //! * [`source`]: what discovery reads through: a [`source::LiveProcess`], or
@@ -64,6 +66,7 @@ pub mod elf;
 pub mod error;
 pub mod facts;
 pub mod maps;
+pub mod native;
 pub mod source;
 mod x86;
 

@@ -24,7 +24,7 @@ use lastwords_core::report::{Limits, Traversal};
 use lastwords_core::writer::{FlushPolicy, VecSink, Writer};
 use lastwords_remote::core_file::{CoreBytes, CoreFile};
 use lastwords_remote::core_source::{CoreOptions, CoreSource};
-use lastwords_remote::discover_in;
+use lastwords_remote::{discover_in, native};
 
 const SCRIPT: &str = r#"
 import sys, threading
@@ -94,8 +94,26 @@ fn note(out: &mut Vec<u8>, kind: u32, desc: &[u8]) {
 /// A core of process `pid` as the kernel would write it with the default
 /// `coredump_filter`.
 fn make_core(pid: i32) -> Vec<u8> {
+    // Stopped, for its registers (NT_PRSTATUS) and a consistent copy.
+    let paused = lastwords_remote::attach::pause(pid, std::time::Duration::from_secs(10)).unwrap();
     let maps = lastwords_remote::maps::read(pid).unwrap();
     let mem = ProcessMemory::new(pid);
+    // Mappings with anonymous pages, from smaps.
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut cowed = Vec::new();
+    let mut start = 0usize;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ')
+            && let Some((lo, _)) = range.split_once('-')
+            && let Ok(lo) = usize::from_str_radix(lo, 16)
+        {
+            start = lo;
+        } else if let Some(kb) = line.strip_prefix("Anonymous:")
+            && kb.trim().trim_end_matches(" kB") != "0"
+        {
+            cowed.push(start);
+        }
+    }
     let mut segments: Vec<(u64, u64, u32, Vec<u8>)> = Vec::new();
     for m in &maps {
         if !m.read || m.name.starts_with(b"[v") {
@@ -103,7 +121,9 @@ fn make_core(pid: i32) -> Vec<u8> {
         }
         let size = m.end - m.start;
         let file = m.path().is_some();
-        let dump = if !file || m.write {
+        // As the kernel: a file mapping with pages of its own (copied on
+        // write: RELRO, which holds the loader's DT_DEBUG) whole.
+        let dump = if !file || m.write || cowed.contains(&m.start) {
             size
         } else if m.offset == 0 {
             4096
@@ -126,6 +146,11 @@ fn make_core(pid: i32) -> Vec<u8> {
     for tid in &tids {
         let mut d = vec![0u8; 336];
         d[32..36].copy_from_slice(&tid.to_le_bytes());
+        // pr_reg at 112: the thread's user_regs_struct.
+        let regs = paused.registers(*tid as i32).unwrap();
+        for (i, w) in native::ptrace_words(&regs.raw).iter().enumerate() {
+            d[112 + 8 * i..120 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
         note(&mut notes, 1, &d);
     }
     let mut ps = vec![0u8; 136];
@@ -204,9 +229,44 @@ fn read(bytes: Vec<u8>) -> Result<String, String> {
     let format = Format::for_version(interp.version.major, interp.version.minor);
     let mut sink = TextSink::new(&mut out, format, 500);
     let walked = traversal.all_threads(&mut sink, interp.interp_head, 0);
+    // Native stacks (`--native`) over the same damage, from the threads'
+    // registers in the core (damaged too, where the notes are).
+    let threads: Vec<_> = source
+        .core
+        .threads
+        .iter()
+        .filter_map(|t| Some((t.tid, native::regs_from_words(&t.registers)?)))
+        .collect();
+    let stacks = native::native_stacks(
+        &source,
+        &source,
+        native::process_from_auxv(&source.core.auxv),
+        Path::new("/"),
+        &threads,
+        native::MAX_NATIVE_FRAMES,
+    );
+    assert!(
+        stacks
+            .values()
+            .all(|s| s.frames.len() <= native::MAX_NATIVE_FRAMES)
+    );
     let _ = source.command_line();
     let _ = source.unavailable_files();
     let mut text = String::from_utf8_lossy(&out.into_sink().bytes).into_owned();
+    let mut summary: Vec<String> = stacks
+        .values()
+        .map(|s| {
+            let evals = s.frames.iter().filter(|f| f.eval).count();
+            format!(
+                "native: {} frames, {} eval, {:?}\n",
+                s.frames.len(),
+                evals,
+                s.end
+            )
+        })
+        .collect();
+    summary.sort();
+    text.extend(summary);
     if let Err(why) = walked {
         text.push_str(why);
     }
@@ -240,6 +300,17 @@ fn mutated_cores_give_a_report_or_one_error() {
     assert_eq!(report.matches("Thread 0x").count(), 2, "{report}");
     assert_eq!(report.matches(" in park\n").count(), 5, "{report}");
     assert!(report.contains(" in <module>\n"), "{report}");
+    // Both threads' native stacks, whole, with the eval loop's frames.
+    let natives: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("native: "))
+        .collect();
+    assert_eq!(natives.len(), 2, "{report}");
+    assert!(
+        natives.iter().all(|l| l.ends_with(", Outermost")),
+        "{report}"
+    );
+    assert!(natives.iter().all(|l| !l.contains(" 0 eval")), "{report}");
 
     // Where the damage goes: headers and notes (structure), and the
     // interpreter's structures the walker follows (the interpreter, thread

@@ -69,6 +69,7 @@ pub const PY314: Layout = Layout {
     frame_owner: Some(74),
     // FRAME_OWNED_BY_INTERPRETER: what the stdlib's dump_frame() skips.
     shim_owner: Some(3),
+    frame_is_entry: None,
     // Py_TAG_BITS: f_executable is a tagged _PyStackRef.
     code_tag_mask: 3,
     code_filename: 112,

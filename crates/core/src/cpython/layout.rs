@@ -112,6 +112,10 @@ pub struct Layout {
     pub frame_owner: Option<usize>,
     /// The `owner` value of C-stack shim frames, skipped when dumping (3.12+).
     pub shim_owner: Option<u8>,
+    /// Offset of 3.11's `is_entry` byte: set on the first frame a call of
+    /// the C eval loop runs (from 3.12 a shim frame marks that call instead;
+    /// up to 3.10 each call runs one frame).
+    pub frame_is_entry: Option<usize>,
     /// Low bits to clear from the code pointer (tagged `_PyStackRef`, 3.14+).
     pub code_tag_mask: usize,
     // PyCodeObject
@@ -188,6 +192,7 @@ pub const PY39: Layout = Layout {
     instr_position: InstrPosition::LastiBytes,
     frame_owner: None,
     shim_owner: None,
+    frame_is_entry: None,
     code_tag_mask: 0,
     code_filename: 104,
     code_name: 112,
@@ -247,6 +252,7 @@ pub const PY311: Layout = Layout {
     instr_position: InstrPosition::Pointer { code_adaptive: 184 },
     frame_owner: Some(69),
     shim_owner: None,
+    frame_is_entry: Some(68),
     code_filename: 112,
     code_name: 120,
     code_firstlineno: 72,
@@ -275,6 +281,7 @@ pub const PY312: Layout = Layout {
     instr_position: InstrPosition::Pointer { code_adaptive: 192 },
     frame_owner: Some(70),
     shim_owner: Some(3),
+    frame_is_entry: None,
     code_firstlineno: 68,
     unicode_ascii_size: 40,
     unicode_compact_size: 56,

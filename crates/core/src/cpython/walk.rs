@@ -234,6 +234,19 @@ impl<'a, M: Memory> Walker<'a, M> {
         }
     }
 
+    /// Whether the Python frame that runs after this one (its caller) is run
+    /// by an older call of the C eval loop than this one: 3.11's `is_entry`;
+    /// on 2.7-3.10 always (one eval call per frame); from 3.12 never here (a
+    /// shim frame between the two marks it, see [`Walker::is_shim`]).
+    /// Async-signal-safe.
+    pub fn ends_eval_call(&self, frame: usize) -> WalkResult<bool> {
+        match (self.layout.frame_is_entry, self.layout.shim_owner) {
+            (Some(offset), _) => Ok(self.mem.read::<u8>(at(pointer(frame)?, offset)?)? != 0),
+            (None, Some(_)) => Ok(false),
+            (None, None) => Ok(true),
+        }
+    }
+
     /// Resolve a frame: its code's file name and function name, and the line
     /// being executed. Inlined: a result handed back through memory costs
     /// a store-forwarding stall when read as a whole. Async-signal-safe.

@@ -118,6 +118,8 @@ pub struct JsonSink<'o, S: Sink> {
     end: Option<ThreadsEnd>,
     /// The `threads` array is open.
     open: bool,
+    /// How the current thread's native stack ended (`dump --native`).
+    native_end: Option<&'static str>,
 }
 
 impl<'o, S: Sink> JsonSink<'o, S> {
@@ -131,6 +133,7 @@ impl<'o, S: Sink> JsonSink<'o, S> {
             marked: false,
             end: None,
             open: false,
+            native_end: None,
         }
     }
 
@@ -158,10 +161,62 @@ impl<'o, S: Sink> JsonSink<'o, S> {
         });
     }
 
+    /// One native frame of a merged stack (`dump --native`), among the
+    /// Python frames: `{"native":{"address":..,"function":..,"library":..,
+    /// "offset":..}}`, unknown members null. Async-signal-safe.
+    pub fn native_frame(
+        &mut self,
+        address: u64,
+        function: Option<&str>,
+        library: Option<&[u8]>,
+        offset: Option<u64>,
+    ) {
+        let j = &mut self.json;
+        if !core::mem::take(&mut self.first_frame) {
+            j.out.byte(b',');
+        }
+        j.out.byte(b'{');
+        j.key("native");
+        j.out.byte(b'{');
+        j.key("address");
+        j.number(address);
+        j.out.byte(b',');
+        j.key("function");
+        match function {
+            Some(f) => j.string(f),
+            None => j.out.str("null"),
+        }
+        j.out.byte(b',');
+        j.key("library");
+        match library {
+            Some(l) => j.bytes_string(l),
+            None => j.out.str("null"),
+        }
+        j.out.byte(b',');
+        j.key("offset");
+        match offset {
+            Some(o) => j.number(o),
+            None => j.out.str("null"),
+        }
+        j.out.str("}}");
+    }
+
+    /// How the current thread's native stack ended: `outermost`,
+    /// `frame_limit` or `lost`, written with the thread's `end`.
+    /// Async-signal-safe.
+    pub fn native_end(&mut self, end: &'static str) {
+        self.native_end = Some(end);
+    }
+
     /// Close the current thread object with how its listing ended.
     /// Async-signal-safe.
     fn close_thread(&mut self, end: &str) {
         self.json.out.str("],");
+        if let Some(native_end) = self.native_end.take() {
+            self.json.key("native_end");
+            self.json.string(native_end);
+            self.json.out.byte(b',');
+        }
         self.json.key("end");
         self.json.string(end);
         self.json.out.byte(b'}');
@@ -177,6 +232,7 @@ impl<M: Memory, S: Sink> ReportSink<M> for JsonSink<'_, S> {
         self.threads = self.threads.saturating_add(1);
         self.first_frame = true;
         self.marked = false;
+        self.native_end = None;
         let j = &mut self.json;
         j.out.byte(b'{');
         j.key("thread_id");

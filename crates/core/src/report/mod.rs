@@ -143,6 +143,11 @@ pub trait ReportSink<M: Memory> {
     fn frame(&mut self, walker: &Walker<'_, M>, frame: &Frame) -> bool;
     /// Something other than a frame ends (or is) the listing.
     fn marker(&mut self, marker: Marker);
+    /// The frames listed since the thread's start (or the last boundary)
+    /// were run by one call of the C eval loop, the next ones by an older
+    /// call: where native frames go in a merged stack. Called only by a
+    /// traversal with `eval_boundaries` set.
+    fn eval_boundary(&mut self) {}
     /// The current thread's listing is over.
     fn end_thread(&mut self) {}
     /// The list of threads ended early.
@@ -178,6 +183,9 @@ pub struct Traversal<'w, 'a, M: Memory> {
     /// top frame again, bypassing any cache. A thread whose top frame is not
     /// the same after its listing as before ends with [`Marker::Changed`].
     pub recheck: Option<&'w dyn Fn(usize) -> Option<usize>>,
+    /// Tell the sink where each call of the C eval loop ends
+    /// ([`ReportSink::eval_boundary`]), for merged native stacks.
+    pub eval_boundaries: bool,
 }
 
 impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
@@ -192,6 +200,7 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
             gil: GilHolder::Unknown,
             tids: TidSource::Layout,
             recheck: None,
+            eval_boundaries: false,
         }
     }
 
@@ -335,6 +344,14 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
         mut frame: usize,
     ) -> crate::cpython::walk::WalkResult<Ended> {
         let walker = self.walker;
+        // Frames listed since the last eval-call boundary.
+        let mut listed = false;
+        let boundary = |sink: &mut S, listed: &mut bool| {
+            if self.eval_boundaries && *listed {
+                sink.eval_boundary();
+                *listed = false;
+            }
+        };
         // One iteration per frame listed (or, 3.14+, per shim counted).
         for depth in 0..=self.limits.max_frames {
             if !self.shims_count {
@@ -344,6 +361,7 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                     if frame == 0 || !walker.is_shim(frame)? {
                         break;
                     }
+                    boundary(sink, &mut listed);
                     frame = walker.previous_frame(frame)?;
                 }
             }
@@ -353,8 +371,16 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
             if depth == self.limits.max_frames {
                 return Ok(Ended::Limit);
             }
-            if !walker.is_shim(frame)? && !sink.frame(walker, &walker.frame(frame)?) {
-                return Ok(Ended::BySink);
+            if walker.is_shim(frame)? {
+                boundary(sink, &mut listed);
+            } else {
+                if !sink.frame(walker, &walker.frame(frame)?) {
+                    return Ok(Ended::BySink);
+                }
+                listed = true;
+                if self.eval_boundaries && walker.ends_eval_call(frame)? {
+                    boundary(sink, &mut listed);
+                }
             }
             frame = walker.previous_frame(frame)?;
         }

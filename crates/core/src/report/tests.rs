@@ -263,6 +263,7 @@ fn text(interp: &Interp, current: usize, format: Format, limits: Limits) -> Stri
         gil: GilHolder::Unknown,
         tids: super::TidSource::Layout,
         recheck: None,
+        eval_boundaries: false,
     };
     let mut sink = TextSink::new(&mut out, format, limits.max_string);
     traversal
@@ -575,6 +576,7 @@ fn json_report_of_the_same_walk() {
         gil: GilHolder::ThreadState(other),
         tids: super::TidSource::Layout,
         recheck: None,
+        eval_boundaries: false,
     };
     out.byte(b'{');
     let mut sink = JsonSink::new(&mut out, 500);
@@ -600,4 +602,87 @@ fn json_report_of_the_same_walk() {
             "threads_end": "complete",
         })
     );
+}
+
+/// Records what a traversal hands its sink: frames by line, `|` at each
+/// end of a call of the C eval loop.
+#[derive(Default)]
+struct Calls(Vec<String>);
+
+impl super::ReportSink<FakeMemory> for Calls {
+    fn thread(&mut self, _walker: &Walker<'_, FakeMemory>, _h: &super::ThreadHeader<'_>) {}
+    fn stack(&mut self) {}
+    fn frame(&mut self, _walker: &Walker<'_, FakeMemory>, f: &crate::cpython::walk::Frame) -> bool {
+        self.0.push(f.line.to_string());
+        true
+    }
+    fn marker(&mut self, marker: super::Marker) {
+        self.0.push(format!("{marker:?}"));
+    }
+    fn eval_boundary(&mut self) {
+        self.0.push("|".into());
+    }
+    fn threads_end(&mut self, _why: super::ThreadsEnd) {}
+}
+
+fn calls(interp: &Interp, boundaries: bool, shims_count: bool) -> String {
+    let walker = interp.walker();
+    let mut traversal = Traversal::new(&walker);
+    traversal.eval_boundaries = boundaries;
+    traversal.shims_count = shims_count;
+    let mut sink = Calls::default();
+    traversal.all_threads(&mut sink, interp.interp, 0).unwrap();
+    sink.0.join(" ")
+}
+
+#[test]
+fn eval_calls_end_at_entry_frames_on_3_11() {
+    let mut interp = Interp::new();
+    let tstate = interp.thread(
+        1,
+        &[
+            ("a.py", "f", 11),
+            ("a.py", "g", 12),
+            ("a.py", "h", 13),
+            ("a.py", "i", 14),
+        ],
+    );
+    // is_entry on the second and the last frame: two calls of the loop.
+    let walker = interp.walker();
+    let first = walker.current_frame(tstate).unwrap();
+    let second = walker.previous_frame(first).unwrap();
+    let last = walker
+        .previous_frame(walker.previous_frame(second).unwrap())
+        .unwrap();
+    let at = interp.layout.frame_is_entry.unwrap();
+    interp.mem.put(second + at, &[1]);
+    interp.mem.put(last + at, &[1]);
+    assert_eq!(calls(&interp, true, false), "11 12 | 13 14 |");
+    // Without the request, no boundary (the reports stay as they were).
+    assert_eq!(calls(&interp, false, false), "11 12 13 14");
+}
+
+#[test]
+fn eval_calls_end_at_shim_frames_from_3_12_and_at_each_frame_before_3_11() {
+    let mut interp = Interp::new();
+    let tstate = interp.thread(
+        1,
+        &[("a.py", "f", 11), ("a.py", "g", 12), ("a.py", "h", 13)],
+    );
+    // The second frame made a shim (an entry frame of a C call of the loop):
+    // 3.12's layout of the owner byte.
+    let walker = interp.walker();
+    let first = walker.current_frame(tstate).unwrap();
+    let second = walker.previous_frame(first).unwrap();
+    let owner = interp.layout.frame_owner.unwrap();
+    interp.mem.put(second + owner, &[3]);
+    interp.layout.shim_owner = Some(3);
+    interp.layout.frame_is_entry = None;
+    // Skipped without counting (3.12, 3.13) or counted (3.14+): the same calls.
+    assert_eq!(calls(&interp, true, false), "11 | 13");
+    assert_eq!(calls(&interp, true, true), "11 | 13");
+    // No shims and no is_entry (2.7-3.10): one call per frame.
+    interp.layout.shim_owner = None;
+    interp.mem.put(second + owner, &[0]);
+    assert_eq!(calls(&interp, true, false), "11 | 12 | 13 |");
 }

@@ -568,6 +568,7 @@ fn own_traversal<'w, 'a, M: Memory>(
         gil: GilHolder::Unknown,
         tids: super::TidSource::Layout,
         recheck: None,
+        eval_boundaries: false,
     }
 }
 

@@ -238,8 +238,93 @@ pub fn step_cfi<M: Memory>(
     regs: &Regs,
     lookup: u64,
 ) -> Option<(Regs, bool)> {
+    step_cfi_cached(mem, info, regs, lookup, None)
+}
+
+/// [`step_cfi`], with the rows already found kept in `cache` (when given).
+/// Async-signal-safe without a cache only: the cache allocates.
+pub fn step_cfi_cached<M: Memory>(
+    mem: &M,
+    info: &UnwindInfo,
+    regs: &Regs,
+    lookup: u64,
+    cache: Option<&mut RowCache>,
+) -> Option<(Regs, bool)> {
+    with_row(mem, info, lookup, cache, |eh_frame, row, ra, signal| {
+        let next = apply(mem, eh_frame, row, ra, regs)?;
+        Some((next, signal))
+    })
+}
+
+/// The CFI rows a walk found, by the range of code each covers: the threads
+/// of one process share most of their code, and a row found once serves
+/// every pc of its range (as many as [`MAX_ROWS`]). For dumps of another
+/// process: not async-signal-safe (it allocates).
+#[derive(Default)]
+pub struct RowCache {
+    rows: Vec<CachedRow>,
+}
+
+/// Rows a [`RowCache`] keeps.
+pub const MAX_ROWS: usize = 4096;
+
+struct CachedRow {
+    info: UnwindInfo,
+    eh_frame_at: u64,
+    eh_frame_len: usize,
+    row: UnwindTableRow<usize, FrameStorage>,
+    ra: Register,
+    signal: bool,
+}
+
+impl RowCache {
+    pub fn new() -> Self {
+        RowCache::default()
+    }
+
+    /// The row covering `lookup` in the object of `info`.
+    fn find(&self, info: &UnwindInfo, lookup: u64) -> Option<&CachedRow> {
+        self.rows.iter().find(|r| {
+            r.info == *info && r.row.start_address() <= lookup && lookup < r.row.end_address()
+        })
+    }
+}
+
+/// Whether the CFI of `lookup` says that its frame is the outermost one (its
+/// return address is undefined, as in `_start` and `clone`): where a walk
+/// that cannot step further ended normally. Async-signal-safe.
+pub fn is_outermost<M: Memory>(mem: &M, info: &UnwindInfo, lookup: u64) -> bool {
+    with_row(mem, info, lookup, None, |_, row, ra, _| {
+        matches!(row.register(ra), Some(RegisterRule::Undefined)).then_some(())
+    })
+    .is_some()
+}
+
+/// Find the CFI row of `lookup` (in `cache`, or in the tables, then kept
+/// there) and hand it to `f`, with the return address register and whether
+/// the FDE is a signal trampoline. Async-signal-safe without a cache.
+fn with_row<'m, M: Memory, T>(
+    mem: &'m M,
+    info: &UnwindInfo,
+    lookup: u64,
+    cache: Option<&mut RowCache>,
+    f: impl FnOnce(
+        &EhFrame<MemReader<'m, M>>,
+        &UnwindTableRow<usize, FrameStorage>,
+        Register,
+        bool,
+    ) -> Option<T>,
+) -> Option<T> {
     if info.eh_frame_hdr == 0 {
         return None;
+    }
+    if let Some(hit) = cache.as_ref().and_then(|c| c.find(info, lookup)) {
+        let at = usize::try_from(hit.eh_frame_at).ok()?;
+        let mut eh_frame = EhFrame::from(MemReader::new(mem, at, hit.eh_frame_len)?);
+        eh_frame.set_address_size(8);
+        #[cfg(target_arch = "aarch64")]
+        eh_frame.set_vendor(gimli::Vendor::AArch64);
+        return f(&eh_frame, &hit.row, hit.ra, hit.signal);
     }
     let bases = BaseAddresses::default().set_eh_frame_hdr(info.eh_frame_hdr as u64);
     let hdr = EhFrameHdr::from(MemReader::new(
@@ -271,8 +356,20 @@ pub fn step_cfi<M: Memory>(
         .unwind_info_for_address(&eh_frame, &bases, &mut ctx, lookup)
         .ok()?;
     let ra = fde.cie().return_address_register();
-    let next = apply(mem, &eh_frame, row, ra, regs)?;
-    Some((next, fde.is_signal_trampoline()))
+    let signal = fde.is_signal_trampoline();
+    if let Some(cache) = cache
+        && cache.rows.len() < MAX_ROWS
+    {
+        cache.rows.push(CachedRow {
+            info: *info,
+            eh_frame_at,
+            eh_frame_len: len,
+            row: row.clone(),
+            ra,
+            signal,
+        });
+    }
+    f(&eh_frame, row, ra, signal)
 }
 
 /// The caller's registers from a CFI row. None at the outermost frame

@@ -3,9 +3,9 @@
 //! Nothing here knows PyO3, signals, or which process it reads: every read of
 //! target memory goes through a [`Memory`](crate::memory::Memory), and files
 //! come in through [`symbolise::Files`]. The in-process C stack of CPython
-//! 3.14+'s report (`crates/py/src/native/`) is built from these parts; a
-//! later `lastwords dump --native PID` (registers from ptrace, memory by
-//! `process_vm_readv`) and core files can reuse them.
+//! 3.14+'s report (`crates/py/src/native/`) is built from these parts, and
+//! so is `lastwords dump --native` (`lastwords-remote`'s `native`: registers
+//! from ptrace or a core's notes, memory by `process_vm_readv` or the core).
 //!
 //! Modules, by job:
 //! * [`regs`]: a register set in DWARF numbering, for this architecture.

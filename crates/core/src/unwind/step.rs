@@ -4,7 +4,7 @@
 use super::regs::{Regs, arch};
 use crate::memory::Memory;
 
-pub use super::dwarf::step_cfi;
+pub use super::dwarf::{RowCache, is_outermost, step_cfi, step_cfi_cached};
 
 /// Where the unwind tables of the code at an address are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,7 +91,20 @@ pub fn step_heuristic<M: Memory, C: CodeMap>(
 }
 
 /// The most steps one walk takes, whatever `frames` holds.
-const MAX_STEPS: usize = 4096;
+pub const MAX_STEPS: usize = 4096;
+
+/// How a walk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// At the outermost frame: a null return address, or CFI that says the
+    /// return address is undefined (`_start`, `clone`).
+    Outermost,
+    /// `frames` is full (or [`MAX_STEPS`] were taken): there may be more.
+    Limit,
+    /// A step failed: no unwind information, a stack pointer into nowhere,
+    /// a caller's frame below its callee's.
+    Lost,
+}
 
 /// Walk from `regs`, storing pcs in `frames` after skipping `skip` frames;
 /// returns how many were stored. The first pc is exact (an interrupted
@@ -102,10 +115,45 @@ const MAX_STEPS: usize = 4096;
 pub fn unwind<M: Memory, C: CodeMap>(
     mem: &M,
     code: &C,
+    regs: Regs,
+    frames: &mut [usize],
+    skip: usize,
+) -> usize {
+    walk(mem, code, regs, frames, skip, None).0
+}
+
+/// [`unwind`] without skipping, saying how the walk ended (for a report
+/// that marks a stack it could not follow to its end). Async-signal-safe.
+pub fn unwind_ends<M: Memory, C: CodeMap>(
+    mem: &M,
+    code: &C,
+    regs: Regs,
+    frames: &mut [usize],
+) -> (usize, End) {
+    walk(mem, code, regs, frames, 0, None)
+}
+
+/// [`unwind_ends`] with the CFI rows found kept in `cache` for the next
+/// walks of the same process (its other threads). Not async-signal-safe.
+pub fn unwind_ends_cached<M: Memory, C: CodeMap>(
+    mem: &M,
+    code: &C,
+    regs: Regs,
+    frames: &mut [usize],
+    cache: &mut RowCache,
+) -> (usize, End) {
+    walk(mem, code, regs, frames, 0, Some(cache))
+}
+
+/// The walk of [`unwind`] and [`unwind_ends`]. Async-signal-safe.
+fn walk<M: Memory, C: CodeMap>(
+    mem: &M,
+    code: &C,
     mut regs: Regs,
     frames: &mut [usize],
     mut skip: usize,
-) -> usize {
+    mut cache: Option<&mut RowCache>,
+) -> (usize, End) {
     let mut n = 0usize;
     let mut exact = true;
     let mut first = true;
@@ -118,25 +166,25 @@ pub fn unwind<M: Memory, C: CodeMap>(
         // A null return address ends the stack; a null first pc is a call
         // through a null pointer, printed and stepped over.
         if regs.pc == 0 && !first {
-            break;
+            return (n, End::Outermost);
         }
         if skip > 0 {
             skip = skip.saturating_sub(1);
         } else {
             let Some(slot) = frames.get_mut(n) else {
-                break;
+                return (n, End::Limit);
             };
             let Ok(pc) = usize::try_from(regs.pc) else {
-                break;
+                return (n, End::Lost);
             };
             *slot = pc;
             n = n.saturating_add(1);
             if n == frames.len() {
-                break;
+                return (n, End::Limit);
             }
         }
         let Some(sp) = regs.get(arch::SP) else {
-            break;
+            return (n, End::Lost);
         };
         let lookup = if exact {
             regs.pc
@@ -146,15 +194,18 @@ pub fn unwind<M: Memory, C: CodeMap>(
         let info = usize::try_from(lookup)
             .ok()
             .and_then(|a| code.unwind_info(a));
-        let stepped = match info.and_then(|i| step_cfi(mem, &i, &regs, lookup)) {
+        let stepped = match info
+            .and_then(|i| step_cfi_cached(mem, &i, &regs, lookup, cache.as_deref_mut()))
+        {
             Some(step) => Some(step),
             None => step_heuristic(mem, code, &regs, first, info.is_some()).map(|r| (r, false)),
         };
         let Some((next, signal)) = stepped else {
-            break;
+            let outermost = info.is_some_and(|i| is_outermost(mem, &i, lookup));
+            return (n, if outermost { End::Outermost } else { End::Lost });
         };
         let Some(next_sp) = next.get(arch::SP) else {
-            break;
+            return (n, End::Lost);
         };
         // Stacks grow down: a caller's frame is above its callee's, except
         // across a signal frame (the handler may run on another stack).
@@ -165,12 +216,12 @@ pub fn unwind<M: Memory, C: CodeMap>(
                 next_sp > sp || (next_sp == sp && next.pc != regs.pc)
             };
             if !ok {
-                break;
+                return (n, End::Lost);
             }
         }
         exact = signal;
         first = false;
         regs = next;
     }
-    n
+    (n, End::Limit)
 }

@@ -291,7 +291,7 @@ impl Symbolised {
 /// Whether an ELF image is the file a loaded object came from: the same
 /// `PT_LOAD` headers, and the same build ID where the object has one.
 /// Async-signal-safe.
-fn same_object(elf: &ElfImage<'_>, loads: &[Phdr], loaded_id: Option<&[u8]>) -> bool {
+pub fn same_object(elf: &ElfImage<'_>, loads: &[Phdr], loaded_id: Option<&[u8]>) -> bool {
     let mut i = 0usize;
     let mut same = true;
     elf.for_each_load(|(offset, vaddr, filesz, memsz)| {

@@ -67,6 +67,10 @@ pub enum Pass {
     Start,
     /// Find the preferred name at that start.
     Name,
+    /// Both at once: the highest start, and at that start the preferred
+    /// name, in one scan of each table (the same choice as the two passes;
+    /// a name is kept until a higher start displaces it).
+    Both,
 }
 
 impl<'d> ElfImage<'d> {
@@ -187,28 +191,29 @@ impl<'d> ElfImage<'d> {
                         n
                     }
                 };
-                match pass {
-                    Pass::Start => {
-                        if q.start.is_none_or(|s| s < start) {
-                            q.start = Some(start);
-                        }
+                if pass == Pass::Start {
+                    if q.start.is_none_or(|s| s < start) {
+                        q.start = Some(start);
                     }
-                    Pass::Name => {
-                        if q.start != Some(start) {
-                            continue;
-                        }
-                        let bind = sym.st_bind();
-                        let rank = match table {
-                            Table::Dynsym => 0,
-                            Table::Symtab if bind == elf::STB_GLOBAL => 1,
-                            Table::Symtab if bind == elf::STB_WEAK => 2,
-                            Table::Symtab => 3,
-                        };
-                        let rank = (rank, index);
-                        if q.name.is_none_or(|(_, r)| rank < r) {
-                            q.name = Some((name, rank));
-                        }
-                    }
+                    continue;
+                }
+                if pass == Pass::Both && q.start.is_none_or(|s| s < start) {
+                    q.start = Some(start);
+                    q.name = None;
+                }
+                if q.start != Some(start) {
+                    continue;
+                }
+                let bind = sym.st_bind();
+                let rank = match table {
+                    Table::Dynsym => 0,
+                    Table::Symtab if bind == elf::STB_GLOBAL => 1,
+                    Table::Symtab if bind == elf::STB_WEAK => 2,
+                    Table::Symtab => 3,
+                };
+                let rank = (rank, index);
+                if q.name.is_none_or(|(_, r)| rank < r) {
+                    q.name = Some((name, rank));
                 }
             }
         }

@@ -10,7 +10,7 @@
 use super::image::{Image, ImageError};
 use super::objects::{Objects, Process};
 use super::regs::{Regs, arch};
-use super::step::{CodeMap, UnwindInfo, step_cfi, unwind};
+use super::step::{CodeMap, End, UnwindInfo, step_cfi, unwind, unwind_ends};
 use super::symbols::{ElfImage, Pass, Query, Table};
 use crate::memory::{LocalChecked, Memory};
 
@@ -315,8 +315,49 @@ fn stack_pointers_into_nowhere_end_the_walk() {
                 unwind(&mem, &all, regs, &mut frames, 0) <= 1,
                 "sp {sp:#x} fp {fp:#x}"
             );
+            // A dump marks such a stack: the walk is lost, not ended.
+            assert_eq!(
+                unwind_ends(&mem, &objects, regs, &mut frames),
+                (1, End::Lost),
+                "sp {sp:#x} fp {fp:#x}"
+            );
         }
     }
+}
+
+/// The registers of this very thread at its call of this function.
+#[inline(never)]
+fn own_registers() -> Regs {
+    let (pc, sp, fp): (u64, u64, u64);
+    // SAFETY: reads three registers into locals; no memory is touched. The
+    // pc is the instruction after the lea, where sp and fp are these.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("lea {}, [rip]", "mov {}, rsp", "mov {}, rbp", out(reg) pc, out(reg) sp, out(reg) fp)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (pc, sp, fp) = (0u64, 0u64, 0u64);
+    let mut regs = Regs::empty();
+    regs.set(arch::SP, sp);
+    regs.set(arch::FP, fp);
+    regs.pc = pc;
+    regs
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_whole_stack_ends_at_its_outermost_frame_and_a_long_one_at_the_limit() {
+    // A test thread's stack goes down to clone3, whose CFI says the return
+    // address is undefined: the walk ends there, not lost.
+    let mem = LocalChecked::new();
+    let objects = Objects::snapshot(&mem, this_process());
+    let regs = own_registers();
+    let mut frames = [0usize; 256];
+    let (n, end) = unwind_ends(&mem, &objects, regs, &mut frames);
+    assert!(n > 3, "{n}");
+    assert_eq!(end, End::Outermost);
+    let mut few = [0usize; 2];
+    assert_eq!(unwind_ends(&mem, &objects, regs, &mut few), (2, End::Limit));
 }
 
 #[test]
@@ -528,5 +569,75 @@ fn images_of_hostile_files_are_refused_or_bounded() {
         if let Ok(image) = Image::load(f.as_raw_fd()) {
             exercise(image.bytes(), &[0x1000]);
         }
+    }
+}
+
+#[test]
+fn one_pass_names_as_two_passes_do() {
+    let own = own_file();
+    let file = aligned(&own);
+    let bytes = as_bytes(&file, own.len());
+    let elf = ElfImage::parse(bytes).unwrap();
+    let mut exec = Vec::new();
+    elf.for_each_load(|(_, vaddr, _, memsz)| {
+        exec.push((vaddr, vaddr.wrapping_add(memsz)));
+        true
+    });
+    // Addresses all over the executable segments, inside functions and
+    // between them.
+    let (lo, hi) = exec
+        .iter()
+        .fold((u64::MAX, 0), |(l, h), &(s, e)| (l.min(s), h.max(e)));
+    let step = ((hi - lo) / 997).max(1);
+    let vaddrs: Vec<u64> = (0..997).map(|i| lo + i * step + (i % 7)).collect();
+    let run = |passes: &[Pass]| {
+        let mut queries: Vec<Query<'_>> = vaddrs
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Query::new(v, i))
+            .collect();
+        for &pass in passes {
+            for table in [Table::Dynsym, Table::Symtab] {
+                elf.lookup(table, &exec, &mut queries, pass);
+            }
+        }
+        let mut out: Vec<_> = queries
+            .iter()
+            .map(|q| (q.frame, q.start, q.name.map(|(n, _)| n)))
+            .collect();
+        out.sort();
+        out
+    };
+    let two = run(&[Pass::Start, Pass::Name]);
+    assert_eq!(run(&[Pass::Both]), two);
+    assert!(two.iter().filter(|q| q.2.is_some()).count() > 100);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn cached_rows_give_the_same_walk() {
+    let mem = LocalChecked::new();
+    let objects = Objects::snapshot(&mem, this_process());
+    // Captured here, in the frame that walks: the stack above stays as it
+    // was while the walks run below it.
+    let (pc, sp, fp): (u64, u64, u64);
+    // SAFETY: reads three registers into locals; no memory is touched.
+    unsafe {
+        core::arch::asm!("lea {}, [rip]", "mov {}, rsp", "mov {}, rbp", out(reg) pc, out(reg) sp, out(reg) fp)
+    };
+    let mut regs = Regs::empty();
+    regs.set(arch::SP, sp);
+    regs.set(arch::FP, fp);
+    regs.pc = pc;
+    let mut plain = [0usize; 128];
+    let expected = unwind_ends(&mem, &objects, regs, &mut plain);
+    assert!(expected.0 > 3, "{expected:?}");
+    let mut cache = super::step::RowCache::new();
+    // Once filling the cache, once from it.
+    for _ in 0..2 {
+        let mut frames = [0usize; 128];
+        let got = super::step::unwind_ends_cached(&mem, &objects, regs, &mut frames, &mut cache);
+        assert_eq!(got, expected);
+        assert_eq!(frames, plain);
     }
 }
