@@ -308,8 +308,8 @@ def test_head_lock_left_as_found_when_busy(tmp_path):
             return lib.PyThread_acquire_lock_timed(head_lock, 0, 0)
 
         report = open("report.txt", "w+")
-        faulthandler.dump_traceback_later(0.05, file=report)
         assert try_lock() == 1
+        faulthandler.dump_traceback_later(0.05, file=report)
         # The watchdog waits 100 ms for HEAD_LOCK, then dumps without it.
         while "in <module>" not in open("report.txt").read():
             time.sleep(0.001)  # polling for the dump
@@ -322,11 +322,13 @@ def test_head_lock_left_as_found_when_busy(tmp_path):
     )
     assert result.returncode == 0, result.output
     assert result.stdout == "1 0\n"
-    # The whole dump: the main thread, polling for it on line 19 or 20.
+    # The whole dump: the main thread, polling for it on line 18 (the loop's
+    # condition, reading the file) or 19 (its sleep). The lock is taken before
+    # arming: a dump that came before it was held would test nothing.
     report = (tmp_path / "report.txt").read_text()
     assert re.fullmatch(
         r'Timeout \(0:00:00\.050000\)!\nThread 0x[0-9a-f]{16} \(most recent call first\):\n'
-        r'  File ".*snippet\.py", line (19|20) in <module>\n',
+        r'  File ".*snippet\.py", line (18|19) in <module>\n',
         report,
     ), report
 
