@@ -17,6 +17,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -334,6 +335,40 @@ def test_another_users_process(start):
     out = lastwords("dump", t.pid, user=65534)
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "belongs to uid 0 and you are uid 65534" in out.stderr, out.stderr
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed: no other tracer to hold the target")
+def test_a_process_another_tracer_holds(start):
+    """A process has one tracer at a time: --pause says which one holds it;
+    the default dump, which never stops the target, still reads it."""
+    t = start("3.11")
+    tracer = subprocess.Popen(["strace", "-f", "-o", "/dev/null", "-p", str(t.pid)],
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while tracer_of(t.pid) != tracer.pid and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling for strace's attach
+        assert tracer_of(t.pid) == tracer.pid
+        out = lastwords("dump", "--pause", t.pid)
+        assert out.returncode == 1
+        assert out.stdout == ""
+        assert out.stderr == (
+            "lastwords: permission denied to attach to process %d: it is already traced by "
+            "process %d (strace), and a process has one tracer at a time; detach that one "
+            "first, or dump without --pause and --native, which reads the process without "
+            "stopping it\n" % (t.pid, tracer.pid)
+        ), out.stderr
+        out = lastwords("dump", t.pid)
+        assert out.returncode == 0, out.stderr
+        assert "most recent call first" in out.stdout
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=30)
+
+
+def tracer_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("TracerPid:"))
 
 
 def test_a_process_that_exited():

@@ -161,7 +161,7 @@ pub fn pause(pid: i32, timeout: Duration) -> Result<Paused, RemoteError> {
                     // `paused` drops here: the threads stopped so far resume.
                     return Err(classify(
                         pid,
-                        "attach to",
+                        crate::error::ATTACH,
                         std::io::Error::from_raw_os_error(e),
                     ));
                 }

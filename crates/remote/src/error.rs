@@ -15,6 +15,9 @@ pub enum Denial {
     /// None of the above is visible (a security module, a seccomp filter,
     /// a user namespace): CAP_SYS_PTRACE is what the kernel asks for.
     NoCapSysPtrace,
+    /// Another tracer (a debugger, strace, another `--pause` dump) holds
+    /// the process: a process has one tracer at a time. Its pid and name.
+    AlreadyTraced { tracer: i32, name: String },
 }
 
 /// Every way `lastwords dump PID` can fail before the walker starts.
@@ -132,6 +135,12 @@ impl RemoteError {
                         "it is not dumpable (setuid, file capabilities or PR_SET_DUMPABLE); \
                          run lastwords as root or with CAP_SYS_PTRACE"
                     ),
+                    Denial::AlreadyTraced { tracer, name } => write!(
+                        f,
+                        "it is already traced by process {tracer} ({name}), and a process \
+                         has one tracer at a time; detach that one first, or dump without \
+                         --pause and --native, which reads the process without stopping it"
+                    ),
                     Denial::NoCapSysPtrace => write!(
                         f,
                         "the kernel requires CAP_SYS_PTRACE here (a container or a security \
@@ -206,6 +215,9 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// What `classify` is told when attaching with ptrace failed.
+pub const ATTACH: &str = "attach to";
+
 /// Turn a system error met while `doing` something to `pid` into the
 /// failure the user should see: a vanished process, a denial with its
 /// reason, or the error itself.
@@ -219,11 +231,21 @@ pub fn classify(pid: i32, doing: &'static str, error: std::io::Error) -> RemoteE
         };
     }
     if code == Some(libc::EPERM) || code == Some(libc::EACCES) {
-        return RemoteError::PermissionDenied {
-            pid,
-            doing,
-            why: denial(pid),
+        // PTRACE_SEIZE of a process that another tracer holds fails with
+        // EPERM too; reading its memory does not.
+        let tracer = status_field(&pid.to_string(), "TracerPid:")
+            .and_then(|t| t.parse::<i32>().ok())
+            .filter(|&t| t > 0 && doing == ATTACH);
+        let why = match tracer {
+            Some(tracer) => Denial::AlreadyTraced {
+                tracer,
+                name: std::fs::read_to_string(format!("/proc/{tracer}/comm"))
+                    .map(|n| n.trim_end().to_string())
+                    .unwrap_or_else(|_| "?".into()),
+            },
+            None => denial(pid),
         };
+        return RemoteError::PermissionDenied { pid, doing, why };
     }
     RemoteError::Os {
         pid,
@@ -287,6 +309,14 @@ mod tests {
                 why: Denial::OtherUser {
                     target_uid: 0,
                     our_uid: 1000,
+                },
+            },
+            RemoteError::PermissionDenied {
+                pid: 1,
+                doing: ATTACH,
+                why: Denial::AlreadyTraced {
+                    tracer: 2,
+                    name: "gdb".into(),
                 },
             },
             RemoteError::NotPython {
