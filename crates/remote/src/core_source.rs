@@ -646,12 +646,7 @@ mod tests {
     }
 
     fn libc() -> PathBuf {
-        let maps = crate::maps::read(std::process::id() as i32).unwrap();
-        maps.iter()
-            .find(|m| m.file_name().starts_with(b"libc.so"))
-            .and_then(|m| m.path())
-            .unwrap()
-            .to_path_buf()
+        crate::maps::own_libc().path().unwrap().to_path_buf()
     }
 
     #[test]

@@ -464,12 +464,7 @@ mod tests {
     }
 
     fn libc_path() -> PathBuf {
-        let maps = crate::maps::read(std::process::id() as i32).unwrap();
-        maps.iter()
-            .find(|m| m.file_name().starts_with(b"libc.so"))
-            .and_then(|m| m.path())
-            .unwrap()
-            .to_path_buf()
+        crate::maps::own_libc().path().unwrap().to_path_buf()
     }
 
     #[test]
@@ -496,15 +491,10 @@ mod tests {
 
     #[test]
     fn opened_file_matches_its_mapping() {
-        let pid = std::process::id() as i32;
-        let maps = crate::maps::read(pid).unwrap();
-        let m = maps
-            .iter()
-            .find(|m| m.file_name().starts_with(b"libc.so"))
-            .unwrap();
-        let (f, how) = open_mapped(pid, m).unwrap();
+        let m = crate::maps::own_libc();
+        let (f, how) = open_mapped(std::process::id() as i32, &m).unwrap();
         assert_eq!(how, OpenedThrough::Root);
-        assert!(f.is_file_of(m));
+        assert!(f.is_file_of(&m));
     }
 
     #[test]

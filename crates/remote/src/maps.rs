@@ -177,6 +177,18 @@ fn parse_line(line: &[u8]) -> Option<Mapping> {
     })
 }
 
+/// This process's mapping of libc: a real, loaded ELF file for the tests
+/// of the modules that read one.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn own_libc() -> Mapping {
+    read(std::process::id() as i32)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.file_name().starts_with(b"libc.so"))
+        .unwrap()
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
