@@ -132,11 +132,9 @@ pub fn pause(pid: i32, timeout: Duration) -> Result<Paused, RemoteError> {
         }
         for tid in new {
             // A zombie thread (a main thread that called pthread_exit) runs
-            // nothing and never stops: leave it.
-            if matches!(thread_state(pid, tid), Some('Z' | 'X') | None) {
-                attached.insert(tid);
-                continue;
-            }
+            // nothing and never stops: the kernel refuses to attach it
+            // (EPERM, below), and it is left. (Not asked of /proc for every
+            // thread beforehand: that read costs more than the attach.)
             match ptrace(
                 libc::PTRACE_SEIZE,
                 tid,
@@ -214,19 +212,20 @@ impl Paused {
                 if t.stopped {
                     continue;
                 }
-                // Block until the thread stops, unless it is in an
-                // uninterruptible sleep (D), which an interrupt cannot cut
-                // short: that one is polled, under the deadline. Blocking
-                // wakes us the moment the thread stops, and leaves the CPU
-                // to the threads that must run to stop.
-                let flags = if thread_state(self.pid, t.tid) == Some('D') {
-                    libc::WNOHANG | libc::__WALL
-                } else {
-                    libc::__WALL
-                };
+                // Collect the stop if it came already (most threads stop
+                // at once); else block until the thread stops, unless it is
+                // in an uninterruptible sleep (D), which an interrupt cannot
+                // cut short: that one is polled, under the deadline.
+                // Blocking wakes us the moment the thread stops, and leaves
+                // the CPU to the threads that must run to stop.
                 let mut status = 0;
                 // SAFETY: waitpid writes the status into a live int.
-                let r = unsafe { libc::waitpid(t.tid, &mut status, flags) };
+                let mut r =
+                    unsafe { libc::waitpid(t.tid, &mut status, libc::WNOHANG | libc::__WALL) };
+                if r == 0 && thread_state(self.pid, t.tid) != Some('D') {
+                    // SAFETY: as above.
+                    r = unsafe { libc::waitpid(t.tid, &mut status, libc::__WALL) };
+                }
                 if r == 0 {
                     waiting = true;
                     continue;
