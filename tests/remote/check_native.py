@@ -506,3 +506,36 @@ def test_static_functions_are_named_from_a_debuglink_file(start):
     # The same frames; the static one has no name of its own now.
     assert [pc for _, pc in without] == [pc for _, pc in with_debug], (with_debug, without)
     assert [n for n, _ in without] == ["blocker_inner", "blocker_middle", ""], without
+
+
+def test_symbol_index_cold_warm_off_and_damaged_give_one_report(start, tmp_path):
+    """dump --native keeps a sorted index of each object's symbols under
+    $XDG_CACHE_HOME/lastwords/symbols: the report is the same with the cache
+    cold (indexes built and kept), warm (read back), off
+    (LASTWORDS_SYMBOL_CACHE=0: the tables scanned), and with damaged indexes
+    (refused and rebuilt)."""
+    t = start("3.12")
+    cache = tmp_path / "cache"
+
+    def report(**env):
+        out = subprocess.run([LASTWORDS, "dump", "--native", str(t.pid)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
+                             env=dict(os.environ, XDG_CACHE_HOME=str(cache), **env))
+        assert out.returncode == 0, out.stderr
+        return re.sub(r"Threads stopped for [0-9.]+ ms", "Threads stopped for X ms", out.stdout)
+
+    cold = report()
+    kept = sorted((cache / "lastwords" / "symbols").iterdir())
+    # libc (with its debug file, where installed), libpython, python, blocker.so, ...
+    assert len(kept) >= 3, kept
+    sizes = [p.stat().st_size for p in kept]
+    warm = report()
+    assert sorted((cache / "lastwords" / "symbols").iterdir()) == kept
+    off = report(LASTWORDS_SYMBOL_CACHE="0")
+    for p in kept:
+        p.write_bytes(p.read_bytes()[:-1])
+    damaged = report()
+    assert [p.stat().st_size for p in kept] == sizes
+    assert cold == warm == off == damaged, (cold, warm, off, damaged)
+    names = [f[1] for frames in merged(cold).values() for f in frames if f[0] == "native"]
+    assert {"blocker_outer", "blocker_middle", "blocker_inner"} <= set(names), names

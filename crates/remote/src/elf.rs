@@ -50,6 +50,8 @@ pub struct MappedFile {
     /// Device and inode of the opened file (`st_dev`, `st_ino`).
     pub dev: u64,
     pub inode: u64,
+    /// Its modification time, in nanoseconds since the epoch.
+    pub mtime_ns: i128,
 }
 
 impl MappedFile {
@@ -108,6 +110,9 @@ impl MappedFile {
             opened_from: path.to_path_buf(),
             dev: meta.dev(),
             inode: meta.ino(),
+            mtime_ns: i128::from(meta.mtime())
+                .saturating_mul(1_000_000_000)
+                .saturating_add(i128::from(meta.mtime_nsec())),
         })
     }
 

@@ -68,6 +68,7 @@ pub mod facts;
 pub mod maps;
 pub mod native;
 pub mod source;
+pub mod symbol_index;
 mod x86;
 
 pub use discover::{Interpreter, discover, discover_in};

@@ -32,6 +32,7 @@ use lastwords_core::unwind::{Regs, arch};
 use crate::elf::{Elf, MappedFile};
 use crate::maps::Mapping;
 use crate::source::Source;
+use crate::symbol_index::{self, Index};
 
 /// Native frames unwound per thread unless lifted (`--all`).
 pub const MAX_NATIVE_FRAMES: usize = 256;
@@ -264,6 +265,21 @@ pub fn native_stacks<S: Source, M: Memory>(
     stacks
 }
 
+/// An object's symbol index: kept in the cache, or just built.
+enum IndexBytes {
+    Kept(MappedFile),
+    Built(Vec<u8>),
+}
+
+impl IndexBytes {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            IndexBytes::Kept(file) => file.bytes(),
+            IndexBytes::Built(bytes) => bytes,
+        }
+    }
+}
+
 /// Names the frames of one object.
 struct Namer<'a, S: Source, M: Memory> {
     source: &'a S,
@@ -387,14 +403,36 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
             .enumerate()
             .map(|(i, &a)| Query::new((a as u64).wrapping_sub(bias), i))
             .collect();
-        let tables = [
-            (Some(&elf), Table::Dynsym),
-            (Some(&elf), Table::Symtab),
-            (debug_elf.as_ref(), Table::Symtab),
-        ];
-        for (image, table) in tables {
-            if let Some(image) = image {
-                image.lookup(table, &exec, &mut queries, Pass::Both);
+        let mut tables = vec![(&elf, Table::Dynsym), (&elf, Table::Symtab)];
+        if let Some(debug_elf) = debug_elf.as_ref() {
+            tables.push((debug_elf, Table::Symtab));
+        }
+        // The tables' index from the cache, or built and kept there; with
+        // no cache, one scan of each table.
+        let cached = symbol_index::cache_dir().map(|dir| {
+            let path = dir.join(symbol_index::file_name(&file, debug.as_ref()));
+            match symbol_index::open(&path) {
+                Some(kept) => IndexBytes::Kept(kept),
+                None => {
+                    let built = symbol_index::build(&tables, &exec);
+                    symbol_index::store(&path, &built);
+                    IndexBytes::Built(built)
+                }
+            }
+        });
+        match cached.as_ref().and_then(|c| Index::parse(c.bytes())) {
+            Some(index) => {
+                for q in &mut queries {
+                    if let Some((start, name)) = index.lookup(q.vaddr) {
+                        q.start = Some(start);
+                        q.name = Some((name, (0, 0)));
+                    }
+                }
+            }
+            None => {
+                for &(image, table) in &tables {
+                    image.lookup(table, &exec, &mut queries, Pass::Both);
+                }
             }
         }
         let mut by_address: Vec<Option<(usize, String)>> = vec![None; distinct.len()];

@@ -152,19 +152,9 @@ impl<'d> ElfImage<'d> {
         }
         let strings = symbols.strings();
         for (index, sym) in (0u64..).zip(symbols.symbols().iter().take(MAX_SYMBOLS)) {
-            let typ = sym.st_type();
-            if !(typ == elf::STT_FUNC || typ == elf::STT_NOTYPE || typ == elf::STT_GNU_IFUNC) {
+            let Some((start, size)) = candidate(sym, exec) else {
                 continue;
-            }
-            let shndx = sym.st_shndx(LE).0;
-            let start = sym.st_value(LE);
-            if shndx == 0 || shndx >= elf::SHN_LORESERVE || start == 0 {
-                continue;
-            }
-            if !exec.iter().any(|&(s, e)| s <= start && start < e) {
-                continue;
-            }
-            let size = sym.st_size(LE);
+            };
             // The queries this symbol contains: from the first at or above
             // its start.
             let from = queries.partition_point(|q| q.vaddr < start);
@@ -204,20 +194,77 @@ impl<'d> ElfImage<'d> {
                 if q.start != Some(start) {
                     continue;
                 }
-                let bind = sym.st_bind();
-                let rank = match table {
-                    Table::Dynsym => 0,
-                    Table::Symtab if bind == elf::STB_GLOBAL => 1,
-                    Table::Symtab if bind == elf::STB_WEAK => 2,
-                    Table::Symtab => 3,
-                };
-                let rank = (rank, index);
+                let rank = (rank_of(table, sym.st_bind()), index);
                 if q.name.is_none_or(|(_, r)| rank < r) {
                     q.name = Some((name, rank));
                 }
             }
         }
         true
+    }
+}
+
+impl<'d> ElfImage<'d> {
+    /// Every symbol of `table` that a lookup could choose, in table order:
+    /// `f(start, size, rank, name)`, with the rank [`ElfImage::lookup`]
+    /// compares at equal starts (lower first). What a symbol index is built
+    /// from. Async-signal-safe.
+    pub fn for_each_candidate(
+        &self,
+        table: Table,
+        exec: &[(u64, u64)],
+        mut f: impl FnMut(u64, u64, (u8, u64), &'d [u8]),
+    ) {
+        let kind = match table {
+            Table::Dynsym => elf::SHT_DYNSYM,
+            Table::Symtab => elf::SHT_SYMTAB,
+        };
+        let Ok(symbols) = self.sections.symbols(LE, self.data, kind) else {
+            return;
+        };
+        let strings = symbols.strings();
+        for (index, sym) in (0u64..).zip(symbols.symbols().iter().take(MAX_SYMBOLS)) {
+            let Some((start, size)) = candidate(sym, exec) else {
+                continue;
+            };
+            let Ok(name) = sym.name(LE, strings) else {
+                continue;
+            };
+            if name.is_empty() || name.first() == Some(&b'$') {
+                continue;
+            }
+            f(start, size, (rank_of(table, sym.st_bind()), index), name);
+        }
+    }
+}
+
+/// A symbol's start and size if it can name code: a function (or untyped
+/// symbol) defined in an executable segment. Async-signal-safe.
+fn candidate(sym: &elf::Sym64<LE>, exec: &[(u64, u64)]) -> Option<(u64, u64)> {
+    let typ = sym.st_type();
+    if !(typ == elf::STT_FUNC || typ == elf::STT_NOTYPE || typ == elf::STT_GNU_IFUNC) {
+        return None;
+    }
+    let shndx = sym.st_shndx(LE).0;
+    let start = sym.st_value(LE);
+    if shndx == 0 || shndx >= elf::SHN_LORESERVE || start == 0 {
+        return None;
+    }
+    if !exec.iter().any(|&(s, e)| s <= start && start < e) {
+        return None;
+    }
+    Some((start, sym.st_size(LE)))
+}
+
+/// The first half of a symbol's rank at equal starts: `.dynsym` (what
+/// `dladdr` prints), then global, weak and local `.symtab` entries.
+/// Async-signal-safe.
+fn rank_of(table: Table, bind: elf::SymbolBind) -> u8 {
+    match table {
+        Table::Dynsym => 0,
+        Table::Symtab if bind == elf::STB_GLOBAL => 1,
+        Table::Symtab if bind == elf::STB_WEAK => 2,
+        Table::Symtab => 3,
     }
 }
 
