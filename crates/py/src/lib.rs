@@ -26,6 +26,7 @@ pub mod args;
 pub mod crash;
 pub mod fatal;
 pub mod headlock;
+pub mod loaded;
 pub mod native;
 pub mod pyfatal;
 pub mod signals;

@@ -49,6 +49,41 @@ struct Elf64Sym {
     st_size: u64,
 }
 
+/// The size of the symbol `name` found at `addr`: from the GNU hash table
+/// of the object that holds it, else (no such table, or the name leads
+/// elsewhere) from dladdr1, which scans the object's symbols one by one.
+fn symbol_size(addr: usize, name: &core::ffi::CStr) -> usize {
+    if let Some(object) = crate::loaded::object_containing(addr) {
+        // SAFETY: the object dl_iterate_phdr listed as holding `addr`.
+        let sym = unsafe { crate::loaded::defined_symbol(&object, name.to_bytes()) };
+        if let Some(sym) = sym
+            && object.base.wrapping_add(sym.value as usize) == addr
+        {
+            return usize::try_from(sym.size).unwrap_or(0);
+        }
+    }
+    // SAFETY: zeroed Dl_info is a valid out-parameter.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    let mut sym: *mut libc::c_void = core::ptr::null_mut();
+    // SAFETY: `addr` is a symbol address; `info` and `sym` are valid
+    // out-pointers; with RTLD_DL_SYMENT `sym` receives an Elf64_Sym pointer.
+    let found = unsafe {
+        libc::dladdr1(
+            addr as *const libc::c_void,
+            &mut info,
+            &mut sym,
+            RTLD_DL_SYMENT,
+        )
+    };
+    if found != 0 && !sym.is_null() {
+        // SAFETY: when dladdr1 succeeds and sets it, `sym` points at the
+        // symbol table entry of the loaded object, which stays mapped.
+        usize::try_from(unsafe { (*sym.cast::<Elf64Sym>()).st_size }).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 /// Find the entry points' address ranges. Called with the GIL, before any
 /// handler may need them.
 pub fn prepare() {
@@ -63,19 +98,7 @@ pub fn prepare() {
         if addr.is_null() {
             continue;
         }
-        // SAFETY: zeroed Dl_info is a valid out-parameter.
-        let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-        let mut sym: *mut libc::c_void = core::ptr::null_mut();
-        // SAFETY: `addr` is a symbol address; `info` and `sym` are valid
-        // out-pointers; with RTLD_DL_SYMENT `sym` receives an Elf64_Sym pointer.
-        let found = unsafe { libc::dladdr1(addr, &mut info, &mut sym, RTLD_DL_SYMENT) };
-        let size = if found != 0 && !sym.is_null() {
-            // SAFETY: when dladdr1 succeeds and sets it, `sym` points at the
-            // symbol table entry of the loaded object, which stays mapped.
-            usize::try_from(unsafe { (*sym.cast::<Elf64Sym>()).st_size }).unwrap_or(0)
-        } else {
-            0
-        };
+        let size = symbol_size(addr as usize, name);
         let size = if size == 0 { 256 } else { size };
         start.store(addr as usize, Ordering::Release);
         end.store((addr as usize).saturating_add(size), Ordering::Release);

@@ -321,6 +321,7 @@ pub fn unhook_thread_starts() {}
 #[cfg(target_arch = "x86_64")]
 mod thread_start {
     use super::install_thread_alt_stack;
+    use crate::loaded::{self, LoadedObject};
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     /// What the trampoline needs: the interpreter's start routine and its
@@ -445,129 +446,16 @@ mod thread_start {
     /// The slots currently holding the hook (none while not enabled).
     static PATCHED: std::sync::Mutex<Vec<PatchedSlot>> = std::sync::Mutex::new(Vec::new());
 
-    /// ELF dynamic section entry, RELA relocation and symbol (64-bit).
-    #[repr(C)]
-    struct Dyn {
-        tag: i64,
-        val: u64,
-    }
+    /// An ELF64 RELA relocation.
     #[repr(C)]
     struct Rela {
         offset: u64,
         info: u64,
         addend: i64,
     }
-    #[repr(C)]
-    struct Sym {
-        name: u32,
-        info: u8,
-        other: u8,
-        shndx: u16,
-        value: u64,
-        size: u64,
-    }
 
-    const DT_NULL: i64 = 0;
-    const DT_PLTRELSZ: i64 = 2;
-    const DT_STRTAB: i64 = 5;
-    const DT_SYMTAB: i64 = 6;
-    const DT_RELA: i64 = 7;
-    const DT_RELASZ: i64 = 8;
-    const DT_RELAENT: i64 = 9;
-    const DT_STRSZ: i64 = 10;
-    const DT_SYMENT: i64 = 11;
-    const DT_PLTREL: i64 = 20;
-    const DT_JMPREL: i64 = 23;
-    /// The number of R_X86_64_RELATIVE entries at the start of DT_RELA
-    /// (`-z combreloc`, the linkers' default): none of them names a symbol.
-    const DT_RELACOUNT: i64 = 0x6fff_fff9;
     const R_X86_64_GLOB_DAT: u32 = 6;
     const R_X86_64_JUMP_SLOT: u32 = 7;
-    const PT_LOAD: u32 = 1;
-    const PT_DYNAMIC: u32 = 2;
-    const PT_GNU_RELRO: u32 = 0x6474_e552;
-    const MAX_LOADS: usize = 8;
-
-    /// What `dl_iterate_phdr` says about the object that contains an address.
-    #[derive(Default)]
-    struct LoadedObject {
-        anchor: usize,
-        found: bool,
-        base: usize,
-        dynamic: usize,
-        /// The read-only part of the RELRO segment, as ld.so protects it (whole
-        /// pages from its start, its end rounded down).
-        relro: (usize, usize),
-        loads: [(usize, usize); MAX_LOADS],
-    }
-
-    impl LoadedObject {
-        fn contains(&self, addr: usize) -> bool {
-            self.loads
-                .iter()
-                .any(|&(start, end)| start <= addr && addr < end)
-        }
-    }
-
-    fn page_size() -> usize {
-        // SAFETY: sysconf has no preconditions.
-        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(size).unwrap_or(4096).max(1)
-    }
-
-    /// `dl_iterate_phdr` callback: record the object whose segments hold
-    /// `anchor`; stop there.
-    unsafe extern "C" fn find_object(
-        info: *mut libc::dl_phdr_info,
-        _size: usize,
-        data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: `data` is the LoadedObject passed to dl_iterate_phdr, used by
-        // this call only; `info` and its program headers are valid for the
-        // callback.
-        let (object, info) = unsafe { (&mut *data.cast::<LoadedObject>(), &*info) };
-        let base = usize::try_from(info.dlpi_addr).unwrap_or(0);
-        if info.dlpi_phdr.is_null() {
-            return 0;
-        }
-        // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
-        let headers =
-            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
-        let mut loads = [(0, 0); MAX_LOADS];
-        let mut count = 0;
-        let (mut dynamic, mut relro) = (0, (0, 0));
-        let page = page_size();
-        for h in headers {
-            let start = base.wrapping_add(usize::try_from(h.p_vaddr).unwrap_or(0));
-            let end = start.wrapping_add(usize::try_from(h.p_memsz).unwrap_or(0));
-            let page_mask = !page.wrapping_sub(1);
-            match h.p_type {
-                PT_LOAD => {
-                    if let Some(slot) = loads.get_mut(count) {
-                        *slot = (start, end);
-                        count = count.saturating_add(1);
-                    }
-                }
-                PT_DYNAMIC => dynamic = start,
-                PT_GNU_RELRO => relro = (start & page_mask, end & page_mask),
-                _ => {}
-            }
-        }
-        if !loads
-            .get(..count)
-            .unwrap_or(&[])
-            .iter()
-            .any(|&(start, end)| start <= object.anchor && object.anchor < end)
-        {
-            return 0;
-        }
-        object.found = true;
-        object.base = base;
-        object.dynamic = dynamic;
-        object.relro = relro;
-        object.loads = loads;
-        1
-    }
 
     /// The GOT slots (addresses) of `object` that relocations of type GLOB_DAT
     /// or JUMP_SLOT bind to the symbol `name`.
@@ -577,52 +465,15 @@ mod thread_start {
     /// tables it points to are mapped and stay mapped).
     unsafe fn got_slots(object: &LoadedObject, name: &[u8]) -> Vec<usize> {
         let mut slots = Vec::new();
-        if object.dynamic == 0 {
+        // SAFETY: the caller's loaded object.
+        let d = unsafe { loaded::dynamic(object) };
+        if d.symtab == 0 || d.strtab == 0 || d.syment < core::mem::size_of::<loaded::Sym>() {
             return slots;
         }
-        // glibc rewrites the table addresses of the dynamic section to absolute
-        // ones; other loaders leave them relative to the load base.
-        let absolute = |v: u64| {
-            let v = usize::try_from(v).unwrap_or(0);
-            if v < object.base {
-                object.base.wrapping_add(v)
-            } else {
-                v
-            }
-        };
-        let (mut symtab, mut strtab, mut strsz, mut syment) = (0, 0, 0, 0);
-        let (mut rela, mut relasz, mut relaent) = (0, 0, 0);
-        let (mut jmprel, mut pltrelsz, mut pltrel) = (0, 0, 0);
-        let mut relacount = 0usize;
-        let mut entry = object.dynamic as *const Dyn;
-        for _ in 0..4096 {
-            // SAFETY: the dynamic section is mapped and ends with DT_NULL.
-            let d = unsafe { entry.read() };
-            match d.tag {
-                DT_NULL => break,
-                DT_SYMTAB => symtab = absolute(d.val),
-                DT_STRTAB => strtab = absolute(d.val),
-                DT_STRSZ => strsz = usize::try_from(d.val).unwrap_or(0),
-                DT_SYMENT => syment = usize::try_from(d.val).unwrap_or(0),
-                DT_RELA => rela = absolute(d.val),
-                DT_RELASZ => relasz = usize::try_from(d.val).unwrap_or(0),
-                DT_RELAENT => relaent = usize::try_from(d.val).unwrap_or(0),
-                DT_JMPREL => jmprel = absolute(d.val),
-                DT_PLTRELSZ => pltrelsz = usize::try_from(d.val).unwrap_or(0),
-                DT_PLTREL => pltrel = d.val as i64,
-                DT_RELACOUNT => relacount = usize::try_from(d.val).unwrap_or(0),
-                _ => {}
-            }
-            // SAFETY: still inside the dynamic section (not at DT_NULL yet).
-            entry = unsafe { entry.add(1) };
-        }
-        if symtab == 0 || strtab == 0 || syment < core::mem::size_of::<Sym>() {
-            return slots;
-        }
-        let relaent = if relaent == 0 {
+        let relaent = if d.relaent == 0 {
             core::mem::size_of::<Rela>()
         } else {
-            relaent
+            d.relaent
         };
         // The PLT's table first: a called function is bound there, and the
         // place of its name in the string table, once known, spares the
@@ -631,10 +482,10 @@ mod thread_start {
         // table holds tens of thousands of entries, most of them the
         // relative ones at its start, which name no symbol and are skipped.
         let mut tables = Vec::with_capacity(2);
-        if pltrel == DT_RELA {
-            tables.push((jmprel, pltrelsz, 0));
+        if d.pltrel == loaded::PLTREL_RELA {
+            tables.push((d.jmprel, d.pltrelsz, 0));
         }
-        tables.push((rela, relasz, relacount));
+        tables.push((d.rela, d.relasz, d.relacount));
         // The offset of `name` in the string table, once a symbol matched.
         let mut wanted_name: Option<usize> = None;
         for (table, size, skip) in tables {
@@ -661,16 +512,10 @@ mod thread_start {
                 let slot = object
                     .base
                     .wrapping_add(usize::try_from(r.offset).unwrap_or(0));
-                let Some(sym_at) = sym_index.checked_mul(syment) else {
-                    continue;
-                };
                 // SAFETY: the relocation's symbol index is into the object's own
                 // dynamic symbol table.
-                let sym = unsafe {
-                    (symtab as *const u8)
-                        .add(sym_at)
-                        .cast::<Sym>()
-                        .read_unaligned()
+                let Some(sym) = (unsafe { loaded::symbol(&d, sym_index) }) else {
+                    continue;
                 };
                 let offset = sym.name as usize;
                 if let Some(known) = wanted_name {
@@ -679,19 +524,8 @@ mod thread_start {
                     }
                     continue;
                 }
-                let wanted = name.len().saturating_add(1);
-                if offset
-                    .checked_add(wanted)
-                    .is_none_or(|end| strsz != 0 && end > strsz)
-                {
-                    continue;
-                }
-                // SAFETY: a string of the string table, which is at least
-                // offset + name.len() + 1 bytes long (checked above).
-                let found = unsafe {
-                    core::slice::from_raw_parts((strtab as *const u8).add(offset), wanted)
-                };
-                if found.strip_suffix(&[0]) == Some(name) {
+                // SAFETY: the object's own string table.
+                if unsafe { loaded::name_is(&d, offset, name) } {
                     wanted_name = Some(offset);
                     slots.push(slot);
                 }
@@ -712,7 +546,7 @@ mod thread_start {
         expected: usize,
         new: usize,
     ) -> bool {
-        let page = page_size();
+        let page = loaded::page_size();
         if let Some(start) = relro_page {
             // SAFETY: the object's own RELRO page, made writable for one store.
             if unsafe {
@@ -762,18 +596,12 @@ mod thread_start {
         if anchor == 0 {
             return;
         }
-        let mut object = LoadedObject {
-            anchor,
-            ..LoadedObject::default()
-        };
-        // SAFETY: find_object only writes into `object`.
-        unsafe { libc::dl_iterate_phdr(Some(find_object), (&raw mut object).cast()) };
-        if !object.found {
+        let Some(object) = loaded::object_containing(anchor) else {
             return;
-        }
+        };
         REAL_PTHREAD_CREATE.store(real, Ordering::Release);
         let hook = pthread_create_hook as *const () as usize;
-        let page = page_size();
+        let page = loaded::page_size();
         // SAFETY: `object` is the loaded object that holds the interpreter.
         for addr in unsafe { got_slots(&object, b"pthread_create") }
             .into_iter()
