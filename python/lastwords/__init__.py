@@ -90,7 +90,7 @@ def _take_over(file, enable):
                 return f"lastwords cannot enable itself: {e}"
         return None
     try:
-        _lastwords._layout_info()
+        _lastwords._layout_info(False)
     except RuntimeError as e:
         return f"lastwords cannot stand in for faulthandler: {e}"
     carried = previous is not None and previous.is_enabled()

@@ -421,12 +421,18 @@ fn _rehearse_fatal_report(py: Python<'_>, fd: i32) -> PyResult<()> {
     Ok(())
 }
 
-/// Where the layout came from, and whether it equals the built-in table of
-/// that version (on 3.13 it must: `_Py_DebugOffsets` and the headers agree).
-/// For tests and bug reports.
+/// Where the layout came from, whether it equals the built-in table of
+/// that version (on 3.13 it must: `_Py_DebugOffsets` and the headers agree)
+/// and (unless `detail` is false: `install()` only asks whether there is a
+/// layout, at every start-up under LASTWORDS=1) the layout itself. For
+/// tests and bug reports. RuntimeError where lastwords cannot dump.
 #[pyfunction]
-fn _layout_info(py: Python<'_>) -> PyResult<(String, bool, String)> {
+#[pyo3(signature = (detail=true))]
+fn _layout_info(py: Python<'_>, detail: bool) -> PyResult<(String, bool, String)> {
     let t = target(py)?;
+    if !detail {
+        return Ok((t.layout_source.to_string(), false, String::new()));
+    }
     let matches_table = cpython::layout::table_for(t.layout.minor) == Some(&t.layout);
     Ok((
         t.layout_source.to_string(),

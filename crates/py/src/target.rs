@@ -184,33 +184,33 @@ pub fn refresh_stdlib_names(py: Python<'_>) {
     let current = py
         .import("sys")
         .and_then(|sys| sys.getattr("stdlib_module_names"));
+    // The set read last time is never released: the published names point
+    // into its strings, and a signal handler may be reading them.
+    if let Some(previous) = last.take() {
+        std::mem::forget(previous);
+    }
     *last = current.as_ref().ok().map(|c| c.clone().unbind());
     drop(last);
+    // The names are the set's own strings' UTF-8 (no copy): they live as
+    // long as the set, which is kept alive for good (above).
     // A plain loop: collect() would ask the iterator for a size hint, which
     // PyO3's abi3 build gets from `operator.length_hint`, importing
     // `operator` (0.3 ms of every start-up under LASTWORDS=1).
-    let mut names: Vec<String> = Vec::new();
+    let mut names: Vec<&'static str> = Vec::new();
     if let Ok(iter) = current.and_then(|s| s.try_iter()) {
         for name in iter.flatten() {
-            if let Some(name) = utf8_of(&name) {
-                names.push(name.to_owned());
+            if let Some(text) = utf8_of(&name) {
+                // SAFETY: the str belongs to the set, which is never
+                // released (see above), so its UTF-8 buffer lives for good.
+                names.push(unsafe { &*core::ptr::from_ref::<str>(text) });
             }
         }
     }
     names.sort_unstable();
-    if module_filter()
-        .sorted_stdlib_names
-        .iter()
-        .copied()
-        .eq(names.iter().map(String::as_str))
-    {
+    if module_filter().sorted_stdlib_names == names.as_slice() {
         return;
     }
-    let leaked: Vec<&'static str> = names
-        .into_iter()
-        .map(|n| &*Box::leak(n.into_boxed_str()))
-        .collect();
-    let slice: &'static [&'static str] = Box::leak(leaked.into_boxed_slice());
+    let slice: &'static [&'static str] = Box::leak(names.into_boxed_slice());
     STDLIB_NAMES.store(Box::leak(Box::new(slice)), Ordering::Release);
 }
 
