@@ -137,6 +137,21 @@ def test_test_helpers_match_stdlib():
     assert {n for n in names if hasattr(faulthandler, n)} == {n for n in names if hasattr(lastwords, n)}
 
 
+def test_star_import_takes_what_the_stdlibs_gives():
+    """The stdlib's module has no __all__: `from faulthandler import *` takes
+    its public names only. lastwords' module (which stands in as
+    faulthandler) gives the same names, no test helpers, no extras."""
+    assert not hasattr(faulthandler, "__all__")
+    assert not hasattr(lastwords._lastwords, "__all__")
+    stdlib, ours = {}, {}
+    exec("from faulthandler import *", stdlib)
+    exec("from lastwords._lastwords import *", ours)
+    stdlib.pop("__builtins__")
+    ours.pop("__builtins__")
+    # lastwords' own public names: its version (the stdlib has none).
+    assert set(ours) - {"version"} == set(stdlib), (sorted(ours), sorted(stdlib))
+
+
 def test_stack_overflow_helper_signature():
     # Called without enable it would crash; only check it exists and is callable.
     assert callable(lastwords._stack_overflow)

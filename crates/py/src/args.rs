@@ -1343,7 +1343,9 @@ pub fn add_functions(m: &Bound<'_, PyModule>, minor: u8) -> PyResult<()> {
         }?;
         // SAFETY: ml_name is a static NUL-terminated ASCII name.
         let name = unsafe { CStr::from_ptr(def.ml_name) };
-        m.add(name.to_str().unwrap_or(""), func)?;
+        // Not `m.add`: that also lists the name in `__all__` (see
+        // `add_function!`).
+        m.setattr(name.to_str().unwrap_or(""), func)?;
     }
     Ok(())
 }

@@ -146,16 +146,16 @@ fn _stack_overflow() -> PyResult<()> {
 /// Add the helpers the running version's stdlib has.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let minor = m.py().version_info().minor;
-    m.add_function(wrap_pyfunction!(_sigsegv, m)?)?;
+    add_function!(m, _sigsegv)?;
     if minor <= 14 {
-        m.add_function(wrap_pyfunction!(_read_null, m)?)?;
+        add_function!(m, _read_null)?;
     }
-    m.add_function(wrap_pyfunction!(_sigabrt, m)?)?;
-    m.add_function(wrap_pyfunction!(_sigfpe, m)?)?;
-    m.add_function(wrap_pyfunction!(_fatal_error_c_thread, m)?)?;
-    m.add_function(wrap_pyfunction!(_stack_overflow, m)?)?;
+    add_function!(m, _sigabrt)?;
+    add_function!(m, _sigfpe)?;
+    add_function!(m, _fatal_error_c_thread)?;
+    add_function!(m, _stack_overflow)?;
     if minor <= 9 {
-        m.add_function(wrap_pyfunction!(_fatal_error, m)?)?;
+        add_function!(m, _fatal_error)?;
     }
     Ok(())
 }

@@ -22,6 +22,16 @@
 
 #![deny(unsafe_code)]
 
+/// Add a `#[pyfunction]` to a module as a plain attribute. Not PyO3's
+/// `add_function`, which also lists the name in `__all__`: the stdlib's
+/// module has no `__all__` (so `from faulthandler import *` takes only the
+/// public names), and every list append was paid at each start-up.
+macro_rules! add_function {
+    ($module:expr, $function:ident) => {
+        $module.setattr(stringify!($function), wrap_pyfunction!($function, $module)?)
+    };
+}
+
 pub mod args;
 pub mod crash;
 pub mod fatal;
@@ -471,12 +481,12 @@ fn _lastwords(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // First: the functions added after this carry the stdlib's module name.
     args::add_functions(m, minor(py))?;
     let version = env!("CARGO_PKG_VERSION");
-    m.add("__version__", version)?;
+    m.setattr("__version__", version)?;
     let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-    m.add("version", PyTuple::new(py, parts)?)?;
-    m.add_function(wrap_pyfunction!(_last_timeout_timing, m)?)?;
-    m.add_function(wrap_pyfunction!(_layout_info, m)?)?;
-    m.add_function(wrap_pyfunction!(_rehearse_fatal_report, m)?)?;
+    m.setattr("version", PyTuple::new(py, parts)?)?;
+    add_function!(m, _last_timeout_timing)?;
+    add_function!(m, _layout_info)?;
+    add_function!(m, _rehearse_fatal_report)?;
     crash::register(m)?;
     mark_as_extension_module(m);
     // Resolve the layout now, while the importing thread holds the GIL; a
