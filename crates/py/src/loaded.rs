@@ -261,9 +261,9 @@ pub unsafe fn defined_symbol(object: &LoadedObject, name: &[u8]) -> Option<Sym> 
     if d.gnu_hash == 0 || d.symtab == 0 || d.strtab == 0 || d.syment < size_of::<Sym>() {
         return None;
     }
-    let hash = name
-        .iter()
-        .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(u32::from(c)));
+    let hash = name.iter().fold(5381u32, |h, &c| {
+        h.wrapping_mul(33).wrapping_add(u32::from(c))
+    });
     let table = d.gnu_hash as *const u32;
     // SAFETY: the GNU hash table starts with four words: nbuckets,
     // symoffset, bloom_size, bloom_shift.
@@ -317,12 +317,18 @@ mod tests {
             let object = object_containing(addr).expect("libc is loaded");
             // SAFETY: a loaded object.
             let sym = unsafe { defined_symbol(&object, name.to_bytes()) }.expect("found");
-            assert_eq!(object.base.wrapping_add(sym.value as usize), addr, "{name:?}");
+            assert_eq!(
+                object.base.wrapping_add(sym.value as usize),
+                addr,
+                "{name:?}"
+            );
             assert!(sym.size > 0, "{name:?}");
             // The size dladdr1 gives (which scans the whole table).
-            // SAFETY: zeroed Dl_info is a valid out-parameter; with
-            // RTLD_DL_SYMENT (1) `entry` receives the symbol's table entry.
-            let (mut info, mut entry) = (unsafe { core::mem::zeroed() }, core::ptr::null_mut());
+            // SAFETY: zeroed Dl_info is a valid out-parameter.
+            let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+            let mut entry: *mut libc::c_void = core::ptr::null_mut();
+            // SAFETY: a symbol's address and valid out-pointers; with
+            // RTLD_DL_SYMENT (1) `entry` receives its symbol table entry.
             let found = unsafe { libc::dladdr1(addr as *const _, &mut info, &mut entry, 1) };
             assert!(found != 0 && !entry.is_null(), "{name:?}");
             // SAFETY: dladdr1 pointed it at the object's symbol table.

@@ -57,7 +57,7 @@ fn symbol_size(addr: usize, name: &core::ffi::CStr) -> usize {
         // SAFETY: the object dl_iterate_phdr listed as holding `addr`.
         let sym = unsafe { crate::loaded::defined_symbol(&object, name.to_bytes()) };
         if let Some(sym) = sym
-            && object.base.wrapping_add(sym.value as usize) == addr
+            && usize::try_from(sym.value).is_ok_and(|v| object.base.wrapping_add(v) == addr)
         {
             return usize::try_from(sym.size).unwrap_or(0);
         }

@@ -257,7 +257,8 @@ pub fn store(path: &Path, bytes: &[u8]) {
 #[allow(
     clippy::indexing_slicing,
     clippy::unwrap_used,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;
