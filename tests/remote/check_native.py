@@ -512,15 +512,15 @@ def test_symbol_index_cold_warm_off_and_damaged_give_one_report(start, tmp_path)
     """dump --native keeps a sorted index of each object's symbols under
     $XDG_CACHE_HOME/lastwords/symbols: the report is the same with the cache
     cold (indexes built and kept), warm (read back), off
-    (LASTWORDS_SYMBOL_CACHE=0: the tables scanned), and with damaged indexes
-    (refused and rebuilt)."""
+    (LASTWORDS_SYMBOL_CACHE=0: the tables scanned), with damaged indexes
+    (refused and rebuilt), and where the directory cannot be made."""
     t = start("3.12")
     cache = tmp_path / "cache"
 
     def report(**env):
         out = subprocess.run([LASTWORDS, "dump", "--native", str(t.pid)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
-                             env=dict(os.environ, XDG_CACHE_HOME=str(cache), **env))
+                             env={**os.environ, "XDG_CACHE_HOME": str(cache), **env})
         assert out.returncode == 0, out.stderr
         return re.sub(r"Threads stopped for [0-9.]+ ms", "Threads stopped for X ms", out.stdout)
 
@@ -536,6 +536,10 @@ def test_symbol_index_cold_warm_off_and_damaged_give_one_report(start, tmp_path)
         p.write_bytes(p.read_bytes()[:-1])
     damaged = report()
     assert [p.stat().st_size for p in kept] == sizes
-    assert cold == warm == off == damaged, (cold, warm, off, damaged)
+    # A cache directory that cannot be made: the tables are scanned.
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    unwritable = report(XDG_CACHE_HOME=str(not_a_directory))
+    assert cold == warm == off == damaged == unwritable, (cold, warm, off, damaged, unwritable)
     names = [f[1] for frames in merged(cold).values() for f in frames if f[0] == "native"]
     assert {"blocker_outer", "blocker_middle", "blocker_inner"} <= set(names), names

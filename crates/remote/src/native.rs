@@ -408,17 +408,19 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
             tables.push((debug_elf, Table::Symtab));
         }
         // The tables' index from the cache, or built and kept there; with
-        // no cache, one scan of each table.
-        let cached = symbol_index::cache_dir().map(|dir| {
+        // no cache (or one that cannot be written: building costs more than
+        // one scan), one scan of each table.
+        let cached = symbol_index::cache_dir().and_then(|dir| {
             let path = dir.join(symbol_index::file_name(&file, debug.as_ref()));
-            match symbol_index::open(&path) {
-                Some(kept) => IndexBytes::Kept(kept),
-                None => {
-                    let built = symbol_index::build(&tables, &exec);
-                    symbol_index::store(&path, &built);
-                    IndexBytes::Built(built)
-                }
+            if let Some(kept) = symbol_index::open(&path) {
+                return Some(IndexBytes::Kept(kept));
             }
+            if !symbol_index::writable(&dir) {
+                return None;
+            }
+            let built = symbol_index::build(&tables, &exec);
+            symbol_index::store(&path, &built);
+            Some(IndexBytes::Built(built))
         });
         match cached.as_ref().and_then(|c| Index::parse(c.bytes())) {
             Some(index) => {

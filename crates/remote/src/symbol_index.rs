@@ -17,6 +17,9 @@
 //! any file: every offset is checked, a lookup walks a bounded number of
 //! entries, and a file that does not parse is rebuilt.
 //!
+//! The format's version is in `MAGIC` and in the file names (`v1`): bump
+//! both when the layout or the choice of symbol changes.
+//!
 //! Layout (little-endian): a header of `MAGIC`, the entry count and the
 //! length of the names; the entries, 32 bytes each, sorted by (start, rank):
 //! start, size, the highest end of any entry up to this one (so that a walk
@@ -30,6 +33,7 @@
     clippy::expect_used,
     clippy::panic
 )]
+#![allow(unsafe_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -229,6 +233,18 @@ pub fn open(path: &Path) -> Option<MappedFile> {
     let file = MappedFile::open(path).ok()?;
     Index::parse(file.bytes())?;
     Some(file)
+}
+
+/// Whether indexes can be kept in `dir` (made if missing).
+pub fn writable(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: access() reads a NUL-terminated path and nothing else.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// Write `bytes` to `path` whole or not at all (a private file renamed into
