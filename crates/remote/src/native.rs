@@ -418,7 +418,7 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
             if !symbol_index::writable(&dir) {
                 return None;
             }
-            let built = symbol_index::build(&tables, &exec);
+            let built = symbol_index::build(&tables, &exec)?;
             symbol_index::store(&path, &built);
             Some(IndexBytes::Built(built))
         });

@@ -41,12 +41,17 @@ use std::path::{Path, PathBuf};
 use lastwords_core::unwind::symbols::{ElfImage, Table};
 
 use crate::elf::MappedFile;
+use crate::native::MAX_NAME;
 
 const MAGIC: &[u8; 8] = b"LWSYMIX1";
 const HEADER: usize = 24;
 const ENTRY: usize = 32;
 /// Entries a lookup walks down from its address, at most.
 const MAX_WALK: usize = 1 << 16;
+/// The most symbols an index holds (libpython and libc's debug file have
+/// 10,000-25,000), and the most bytes of names.
+const MAX_ENTRIES: usize = 1 << 22;
+const MAX_NAMES_LEN: usize = 1 << 28;
 
 /// One candidate symbol while an index is built.
 struct Candidate<'d> {
@@ -58,11 +63,31 @@ struct Candidate<'d> {
 
 /// The bytes of an index of the candidates of `tables` (the order of the
 /// tables sets the rank between tables of the same kind, as the scan
-/// does).
-pub fn build(tables: &[(&ElfImage<'_>, Table)], exec: &[(u64, u64)]) -> Vec<u8> {
+/// does). None where the tables are too large to index (hostile or absurd
+/// files): the scan, which allocates nothing, serves those.
+pub fn build(tables: &[(&ElfImage<'_>, Table)], exec: &[(u64, u64)]) -> Option<Vec<u8>> {
+    build_at_most(tables, exec, MAX_ENTRIES, MAX_NAMES_LEN)
+}
+
+/// [`build`] with its bounds as parameters.
+fn build_at_most(
+    tables: &[(&ElfImage<'_>, Table)],
+    exec: &[(u64, u64)],
+    max_entries: usize,
+    max_names_len: usize,
+) -> Option<Vec<u8>> {
     let mut all: Vec<Candidate<'_>> = Vec::new();
+    let mut names_len = 0usize;
+    let mut too_large = false;
     for &(image, table) in tables {
         image.for_each_candidate(table, exec, |start, size, rank, name| {
+            // Names are printed cut at MAX_NAME bytes: keep no more.
+            let name = name.get(..name.len().min(MAX_NAME)).unwrap_or(&[]);
+            names_len = names_len.saturating_add(name.len());
+            if all.len() >= max_entries || names_len > max_names_len {
+                too_large = true;
+                return;
+            }
             all.push(Candidate {
                 start,
                 size,
@@ -71,10 +96,12 @@ pub fn build(tables: &[(&ElfImage<'_>, Table)], exec: &[(u64, u64)]) -> Vec<u8> 
             });
         });
     }
+    if too_large {
+        return None;
+    }
     // A stable sort: at equal (start, rank), the earlier table first, as a
     // scan keeps the first it met.
     all.sort_by_key(|c| (c.start, c.rank));
-    let names_len: usize = all.iter().map(|c| c.name.len()).sum();
     let mut out = Vec::with_capacity(
         HEADER
             .saturating_add(all.len().saturating_mul(ENTRY))
@@ -84,20 +111,22 @@ pub fn build(tables: &[(&ElfImage<'_>, Table)], exec: &[(u64, u64)]) -> Vec<u8> 
     out.extend_from_slice(&(all.len() as u64).to_le_bytes());
     out.extend_from_slice(&(names_len as u64).to_le_bytes());
     let mut max_end = 0u64;
-    let mut name_at = 0u64;
+    // Below MAX_NAMES_LEN, so every offset and length fits in 32 bits.
+    let mut name_at = 0u32;
     for c in &all {
         max_end = max_end.max(end_of(c.start, c.size));
+        let len = u32::try_from(c.name.len()).ok()?;
         out.extend_from_slice(&c.start.to_le_bytes());
         out.extend_from_slice(&c.size.to_le_bytes());
         out.extend_from_slice(&max_end.to_le_bytes());
-        out.extend_from_slice(&(name_at as u32).to_le_bytes());
-        out.extend_from_slice(&(c.name.len() as u32).to_le_bytes());
-        name_at = name_at.saturating_add(c.name.len() as u64);
+        out.extend_from_slice(&name_at.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        name_at = name_at.checked_add(len)?;
     }
     for c in &all {
         out.extend_from_slice(c.name);
     }
-    out
+    Some(out)
 }
 
 /// The first address past a symbol (a zero-size one holds only its start).
@@ -299,7 +328,7 @@ mod tests {
         if let Some(d) = debug_elf.as_ref() {
             tables.push((d, Table::Symtab));
         }
-        let bytes = build(&tables, &exec);
+        let bytes = build(&tables, &exec).unwrap();
         let index = Index::parse(&bytes).unwrap();
         let mut checked = 0;
         let mut named = 0;
@@ -325,7 +354,9 @@ mod tests {
                 }
                 for q in &queries {
                     let scan = match (q.start, q.name) {
-                        (Some(start), Some((name, _))) => Some((start, name)),
+                        (Some(start), Some((name, _))) => {
+                            Some((start, name.get(..name.len().min(MAX_NAME)).unwrap()))
+                        }
                         _ => None,
                     };
                     assert_eq!(index.lookup(q.vaddr), scan, "{path} at {:#x}", q.vaddr);
@@ -361,6 +392,26 @@ mod tests {
         } else {
             eprintln!("libc's debug file {debug} is not installed: compared without it");
         }
+    }
+
+    /// Tables beyond the bounds give no index (the scan serves them).
+    #[test]
+    fn too_many_symbols_or_names_give_no_index() {
+        let exe = std::env::current_exe().unwrap();
+        let file = MappedFile::open(&exe).unwrap();
+        let elf = ElfImage::parse(file.bytes()).unwrap();
+        let mut exec = Vec::new();
+        elf.for_each_load(|(_, vaddr, _, memsz)| {
+            exec.push((vaddr, vaddr + memsz));
+            true
+        });
+        let tables = [(&elf, Table::Symtab)];
+        let whole = build_at_most(&tables, &exec, MAX_ENTRIES, MAX_NAMES_LEN).unwrap();
+        let count = Index::parse(&whole).unwrap().count();
+        assert!(count > 100, "{count}");
+        assert!(build_at_most(&tables, &exec, count, MAX_NAMES_LEN).is_some());
+        assert!(build_at_most(&tables, &exec, count - 1, MAX_NAMES_LEN).is_none());
+        assert!(build_at_most(&tables, &exec, MAX_ENTRIES, 100).is_none());
     }
 
     #[test]
@@ -414,7 +465,7 @@ mod tests {
             exec.push((vaddr, vaddr + memsz));
             true
         });
-        let good = build(&[(&elf, Table::Dynsym)], &exec);
+        let good = build(&[(&elf, Table::Dynsym)], &exec).unwrap();
         // Truncated anywhere: refused (the lengths no longer add up).
         for cut in [0, 7, 8, HEADER, HEADER + 5, good.len() / 2, good.len() - 1] {
             assert!(Index::parse(&good[..cut]).is_none(), "cut at {cut}");
