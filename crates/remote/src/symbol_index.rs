@@ -309,6 +309,17 @@ mod tests {
     use super::*;
     use lastwords_core::unwind::symbols::{Pass, Query};
 
+    /// The `[start, end)` of each of the file's loaded segments (as the
+    /// candidates' segment filter takes them).
+    fn loads_of(elf: &ElfImage<'_>) -> Vec<(u64, u64)> {
+        let mut loads = Vec::new();
+        elf.for_each_load(|(_, vaddr, _, memsz)| {
+            loads.push((vaddr, vaddr + memsz));
+            true
+        });
+        loads
+    }
+
     /// Every address of every executable segment of a real library (in
     /// steps), named by the index and by the scan of the same tables: the
     /// same answers.
@@ -317,11 +328,7 @@ mod tests {
             panic!("{path} cannot be read");
         };
         let elf = ElfImage::parse(file.bytes()).unwrap();
-        let mut exec = Vec::new();
-        elf.for_each_load(|(_, vaddr, _, memsz)| {
-            exec.push((vaddr, vaddr + memsz));
-            true
-        });
+        let exec = loads_of(&elf);
         let debug = debug.map(|d| MappedFile::open(d).unwrap());
         let debug_elf = debug.as_ref().map(|d| ElfImage::parse(d.bytes()).unwrap());
         let mut tables = vec![(&elf, Table::Dynsym), (&elf, Table::Symtab)];
@@ -400,11 +407,7 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let file = MappedFile::open(&exe).unwrap();
         let elf = ElfImage::parse(file.bytes()).unwrap();
-        let mut exec = Vec::new();
-        elf.for_each_load(|(_, vaddr, _, memsz)| {
-            exec.push((vaddr, vaddr + memsz));
-            true
-        });
+        let exec = loads_of(&elf);
         let tables = [(&elf, Table::Symtab)];
         let whole = build_at_most(&tables, &exec, MAX_ENTRIES, MAX_NAMES_LEN).unwrap();
         let count = Index::parse(&whole).unwrap().count();
@@ -460,11 +463,7 @@ mod tests {
             panic!("libc cannot be read");
         };
         let elf = ElfImage::parse(file.bytes()).unwrap();
-        let mut exec = Vec::new();
-        elf.for_each_load(|(_, vaddr, _, memsz)| {
-            exec.push((vaddr, vaddr + memsz));
-            true
-        });
+        let exec = loads_of(&elf);
         let good = build(&[(&elf, Table::Dynsym)], &exec).unwrap();
         // Truncated anywhere: refused (the lengths no longer add up).
         for cut in [0, 7, 8, HEADER, HEADER + 5, good.len() / 2, good.len() - 1] {
