@@ -427,6 +427,8 @@ impl<S: Source, M: Memory> Namer<'_, S, M> {
                 for q in &mut queries {
                     if let Some((start, name)) = index.lookup(q.vaddr) {
                         q.start = Some(start);
+                        // The index made the choice; a rank only matters
+                        // while a scan compares candidates.
                         q.name = Some((name, (0, 0)));
                     }
                 }
