@@ -100,6 +100,38 @@ def test_missing_script_is_pythons_error(runner, tmp_path):
     assert got.stderr == expected.stderr
 
 
+def test_closed_standard_descriptors_stay_closed(tmp_path):
+    """Started with stdin and stdout closed, the program sees them closed,
+    as under plain Python (the native command fills them with /dev/null for
+    its own work, and closes them again before it execs Python)."""
+    (tmp_path / "fds.py").write_text(
+        "import os, sys\n"
+        "def is_open(fd):\n"
+        "    try:\n"
+        "        os.fstat(fd)\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "print(sys.stdin is None, sys.stdout is None, is_open(0), is_open(1), file=sys.stderr)\n"
+    )
+
+    def closed_launch(argv):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LASTWORDS")}
+
+        def close_in_and_out():
+            os.close(0)
+            os.close(1)
+
+        return subprocess.run(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True, timeout=60, env=env,
+                              preexec_fn=close_in_and_out)
+
+    expected = closed_launch([sys.executable, "-X", "faulthandler", "fds.py"])
+    assert (expected.returncode, expected.stderr) == (0, "True True False False\n")
+    for argv in ([NATIVE, "run", "fds.py"], [sys.executable, "-m", "lastwords", "run", "fds.py"]):
+        got = closed_launch(argv)
+        assert (got.returncode, got.stderr) == (0, expected.stderr), argv
+
+
 def test_without_a_command_is_a_usage_error(tmp_path):
     for argv in ([NATIVE], [sys.executable, "-m", "lastwords"]):
         proc = launch(argv, tmp_path)

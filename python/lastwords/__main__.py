@@ -50,8 +50,10 @@ def main(argv=None):
             if report_file is not None:
                 env["LASTWORDS_FILE"] = report_file
             flags = subprocess._args_from_interpreter_flags()
-            sys.stdout.flush()
-            sys.stderr.flush()
+            # None where the descriptor was closed at start (Python's way).
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()
             os.execve(sys.executable, [sys.executable, *flags, *args], env)
         else:
             native = _native_command()

@@ -330,6 +330,25 @@ def test_errors_are_one_line():
         assert out.stderr.startswith("lastwords: "), out.stderr
 
 
+def test_a_reader_that_goes_away(start):
+    """A report into a pipe whose reader has closed it: one line and status
+    1, not a death by SIGPIPE (the command ignores it, as Rust's runtime
+    start, which it does without, did), and the target resumed."""
+    t = start("3.11")
+    for flags in ([], ["--native"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            out = subprocess.run([LASTWORDS, "dump", *flags, str(t.pid)], stdout=write_end,
+                                 stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        finally:
+            os.close(write_end)
+        assert out.returncode == 1, (flags, out.returncode, out.stderr)
+        assert out.stderr == "lastwords: cannot write the report: Broken pipe (os error 32)\n", flags
+        assert t.alive()
+    assert lastwords("dump", t.pid).returncode == 0
+
+
 def test_another_users_process(start):
     t = start("3.11")
     out = lastwords("dump", t.pid, user=65534)

@@ -52,6 +52,19 @@ pub fn exec_python(options: &RunOptions, args: &[OsString]) -> String {
             command.env_remove("LASTWORDS_FILE");
         }
     }
+    // Python finds descriptors 0-2 as the user left them: the ones this
+    // command found closed (and filled with /dev/null) are closed again.
+    let opened = crate::OPENED_STANDARD.load(std::sync::atomic::Ordering::Relaxed);
+    for fd in 0..3 {
+        if opened & (1 << fd) != 0 {
+            // SAFETY: closing a descriptor this process opened and no Rust
+            // object owns (main's /dev/null).
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::close(fd)
+            };
+        }
+    }
     let err = command.exec();
     format!("cannot run {}: {err}", python.display())
 }
