@@ -321,7 +321,7 @@ fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
             let paused = attach::pause(pid, PAUSE_TIMEOUT)?;
             let natives = options
                 .native
-                .then(|| live_natives(&source, &paused, options));
+                .then(|| live_natives(&source, &paused, options, &caches.volatile));
             let (threads, _, _) =
                 render_live(&interp, &mem, &caches, options, false, natives.as_ref());
             let resumed = paused.resume();
@@ -369,7 +369,12 @@ fn native_limit(options: &DumpOptions) -> usize {
 }
 
 /// The native stack of every thread of a paused process.
-fn live_natives(source: &LiveProcess, paused: &attach::Paused, options: &DumpOptions) -> Natives {
+fn live_natives(
+    source: &LiveProcess,
+    paused: &attach::Paused,
+    options: &DumpOptions,
+    cache: &BlockCache,
+) -> Natives {
     let pid = source.pid();
     let threads: Vec<_> = paused
         .tids()
@@ -381,9 +386,11 @@ fn live_natives(source: &LiveProcess, paused: &attach::Paused, options: &DumpOpt
         })
         .collect();
     // Code, unwind tables and symbols do not change while paused: one
-    // cache for the whole unwind.
-    let cache = Box::new(BlockCache::new());
-    let mem = Cached::new(ProcessMemory::new(pid), &cache);
+    // cache for the whole unwind. It is the walk's (which clears it before
+    // it reads), so that the pages one filled serve the other instead of
+    // being faulted in anew: ~45 of the command's ~265 page faults.
+    cache.clear();
+    let mem = Cached::new(ProcessMemory::new(pid), cache);
     let root = PathBuf::from(format!("/proc/{pid}/root"));
     native_stacks::native_stacks(
         source,
