@@ -9,8 +9,9 @@
 //! a lookup with a binary search; it is built once per set of files (the
 //! object and its debug file, identified by device, inode, size and
 //! modification time) and kept under `$XDG_CACHE_HOME/lastwords/symbols`
-//! (`~/.cache/...` without it). `LASTWORDS_SYMBOL_CACHE=0` turns the cache
-//! off (the tables are then scanned as before).
+//! (`~/.cache/...` without it), the newest [`KEPT_INDEXES`] of them.
+//! `LASTWORDS_SYMBOL_CACHE=0` turns the cache off (the tables are then
+//! scanned as before).
 //!
 //! The answers equal those of `ElfImage::lookup` over the same tables (a
 //! test compares them on real libraries). An index file is untrusted like
@@ -295,6 +296,51 @@ pub fn store(path: &Path, bytes: &[u8]) {
     let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
     if written.is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
+        return;
+    }
+    prune(dir, KEPT_INDEXES);
+}
+
+/// How many indexes the cache keeps: a new build of a library (an upgrade,
+/// another virtualenv's python) adds one, 0.3-0.5 MB; the oldest go first.
+pub const KEPT_INDEXES: usize = 64;
+
+/// Leave the `keep` newest indexes in `dir` (by modification time: when
+/// they were built) and remove the others, with any temporary file of a
+/// writer that died more than an hour ago. Runs when an index is added, so
+/// that the cache does not grow with every library version it ever saw; an
+/// index removed while still of use is built again the next time.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let mut indexes = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Ok(meta) = entry.metadata() else { continue };
+        let Ok(modified) = meta.modified() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let age = now.duration_since(modified).unwrap_or_default();
+            if age > std::time::Duration::from_secs(3600) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        } else if name.starts_with("v1-") {
+            indexes.push((modified, entry.path()));
+        }
+    }
+    if indexes.len() <= keep {
+        return;
+    }
+    indexes.sort_unstable_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in indexes.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -454,6 +500,43 @@ mod tests {
         assert_eq!(index.lookup(0x180), Some((0x180, &b"label"[..])));
         assert_eq!(index.lookup(0x181), Some((0x100, &b"outer"[..])));
         assert_eq!(index.lookup(0x200), None);
+    }
+
+    #[test]
+    fn the_cache_keeps_the_newest_indexes() {
+        let dir = std::env::temp_dir().join(format!("lastwords-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let long_ago = std::time::SystemTime::now() - 100 * day;
+        let aged = |name: &str, days: u32| {
+            let path = dir.join(name);
+            std::fs::write(&path, b"x").unwrap();
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(long_ago + day * days).unwrap();
+            path
+        };
+        // Indexes built on days 0..KEPT_INDEXES+5, a dead writer's file, a
+        // fresh one (a writer at work), and a file that is not an index.
+        let indexes: Vec<_> = (0..KEPT_INDEXES as u32 + 5)
+            .map(|d| aged(&format!("v1-{d}.n"), d))
+            .collect();
+        let dead = aged(".v1-old.n.1.tmp", 0);
+        let busy = dir.join(".v1-new.n.2.tmp");
+        std::fs::write(&busy, b"x").unwrap();
+        let other = aged("notes.txt", 0);
+        store(&dir.join("v1-latest.d"), b"index");
+        let mut left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        left.sort();
+        let mut expected: Vec<_> = indexes[indexes.len() - (KEPT_INDEXES - 1)..].to_vec();
+        expected.extend([dir.join("v1-latest.d"), busy, other]);
+        expected.sort();
+        assert_eq!(left, expected);
+        assert!(!dead.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
