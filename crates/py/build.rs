@@ -7,10 +7,11 @@
 //! command must not start Python (a Python start costs more than a whole
 //! dump), so the extension's build builds the executable too: a nested
 //! `cargo build` with its own target directory (sharing the outer one would
-//! deadlock on Cargo's lock), for the same target and profile, and with the
-//! same linker: the environment maturin sets (with `--zig`, zig's wrappers
-//! for glibc 2.17 in `CARGO_TARGET_<TRIPLE>_LINKER` and `CC_<triple>`) is
-//! passed on, so that the command runs wherever the extension loads.
+//! deadlock on Cargo's lock), for the same target and profile. It is linked
+//! statically (see `main`), so that it runs wherever the extension loads;
+//! where that link cannot be made, with the linker maturin sets for the
+//! extension (with `--zig`, zig's wrappers for glibc 2.17 in
+//! `CARGO_TARGET_<TRIPLE>_LINKER` and `CC_<triple>`), which is passed on.
 //!
 //! Before anything else, a target other than Linux with glibc stops the
 //! build with an error naming the supported platforms.
