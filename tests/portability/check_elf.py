@@ -122,6 +122,18 @@ def test_only_system_libraries_are_needed(binary):
     assert sorted(set(needed) - SYSTEM_LIBRARIES) == []
 
 
+def test_the_extension_needs_no_stub_library():
+    """scripts/drop-stub-libraries: libpthread.so.0 and libdl.so.2 are not
+    loaded for the extension (empty stubs from glibc 2.34), and no version
+    requirement names them; the ones that did name libc.so.6, weak."""
+    needed, imports, _ = read_dynamic(installed.extension())
+    assert sorted(set(needed) & {"libpthread.so.0", "libdl.so.2"}) == []
+    assert {i.library for i in imports if i.library} <= {"libc.so.6", "ld-linux-x86-64.so.2"}
+    # Still bound to the versions of the glibc 2.17 link.
+    assert any(i.name == "pthread_create" and i.version == "GLIBC_2.2.5" for i in imports)
+    assert any(i.name == "dladdr1" and i.version == "GLIBC_2.3.3" for i in imports)
+
+
 def test_the_command_needs_nothing_of_the_system():
     """Linked statically (static-pie): no loader, no library, no symbol to
     bind, so it runs whatever glibc the system has and starts ~0.5 ms sooner.
