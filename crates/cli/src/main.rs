@@ -24,6 +24,7 @@ mod run;
 
 use std::ffi::OsString;
 use std::sync::atomic::AtomicU8;
+
 /// The command's exit status (see the module docs).
 type ExitStatus = i32;
 
