@@ -142,4 +142,3 @@ def test_the_command_needs_nothing_of_the_system():
     needed, imports, interp = read_dynamic(installed.command())
     assert (needed, interp) == ([], None), f"the command is dynamically linked: needs {needed}, loader {interp}"
     assert [i.name for i in imports if not i.weak] == []
-

@@ -333,7 +333,8 @@ def test_errors_are_one_line():
 def test_a_reader_that_goes_away(start):
     """A report into a pipe whose reader has closed it: one line and status
     1, not a death by SIGPIPE (the command ignores it, as Rust's runtime
-    start, which it does without, did), and the target resumed."""
+    start, which it does without, did); the target lives on and can be
+    dumped again, paused too (no tracer is left on it)."""
     t = start("3.11")
     for flags in ([], ["--native"]):
         read_end, write_end = os.pipe()
@@ -346,7 +347,7 @@ def test_a_reader_that_goes_away(start):
         assert out.returncode == 1, (flags, out.returncode, out.stderr)
         assert out.stderr == "lastwords: cannot write the report: Broken pipe (os error 32)\n", flags
         assert t.alive()
-    assert lastwords("dump", t.pid).returncode == 0
+    assert lastwords("dump", "--pause", t.pid).returncode == 0
 
 
 def test_another_users_process(start):
