@@ -12,7 +12,7 @@
 
 use object::LittleEndian as LE;
 use object::elf;
-use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, SectionTable, Sym};
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, SectionTable, Sym, SymbolTable};
 
 type Header = elf::FileHeader64<LE>;
 
@@ -140,11 +140,7 @@ impl<'d> ElfImage<'d> {
         pass: Pass,
     ) -> bool {
         sort(queries);
-        let kind = match table {
-            Table::Dynsym => elf::SHT_DYNSYM,
-            Table::Symtab => elf::SHT_SYMTAB,
-        };
-        let Ok(symbols) = self.sections.symbols(LE, self.data, kind) else {
+        let Some(symbols) = self.symbol_table(table) else {
             return false;
         };
         if symbols.is_empty() {
@@ -171,12 +167,9 @@ impl<'d> ElfImage<'d> {
                 let name = match named {
                     Some(n) => n,
                     None => {
-                        let Ok(n) = sym.name(LE, strings) else {
+                        let Some(n) = printable_name(sym, strings) else {
                             break;
                         };
-                        if n.is_empty() || n.first() == Some(&b'$') {
-                            break;
-                        }
                         named = Some(n);
                         n
                     }
@@ -215,11 +208,7 @@ impl<'d> ElfImage<'d> {
         exec: &[(u64, u64)],
         mut f: impl FnMut(u64, u64, (u8, u64), &'d [u8]),
     ) {
-        let kind = match table {
-            Table::Dynsym => elf::SHT_DYNSYM,
-            Table::Symtab => elf::SHT_SYMTAB,
-        };
-        let Ok(symbols) = self.sections.symbols(LE, self.data, kind) else {
+        let Some(symbols) = self.symbol_table(table) else {
             return;
         };
         let strings = symbols.strings();
@@ -227,15 +216,32 @@ impl<'d> ElfImage<'d> {
             let Some((start, size)) = candidate(sym, exec) else {
                 continue;
             };
-            let Ok(name) = sym.name(LE, strings) else {
+            let Some(name) = printable_name(sym, strings) else {
                 continue;
             };
-            if name.is_empty() || name.first() == Some(&b'$') {
-                continue;
-            }
             f(start, size, (rank_of(table, sym.st_bind()), index), name);
         }
     }
+
+    /// `.dynsym` or `.symtab`, if the file has it whole. Async-signal-safe.
+    fn symbol_table(&self, table: Table) -> Option<SymbolTable<'d, Header, &'d [u8]>> {
+        let kind = match table {
+            Table::Dynsym => elf::SHT_DYNSYM,
+            Table::Symtab => elf::SHT_SYMTAB,
+        };
+        self.sections.symbols(LE, self.data, kind).ok()
+    }
+}
+
+/// A symbol's name where a frame may print it: not empty, not a mapping
+/// symbol (`$x`, `$d`). Async-signal-safe.
+fn printable_name<'d>(
+    sym: &elf::Sym64<LE>,
+    strings: object::read::StringTable<'d, &'d [u8]>,
+) -> Option<&'d [u8]> {
+    sym.name(LE, strings)
+        .ok()
+        .filter(|n| !n.is_empty() && n.first() != Some(&b'$'))
 }
 
 /// A symbol's start and size if it can name code: a function (or untyped
