@@ -38,17 +38,6 @@ const SCAN_BYTES: usize = 16 * 1024;
 /// glibc's `RTLD_DL_SYMENT`: make dladdr1 return the ELF symbol.
 const RTLD_DL_SYMENT: libc::c_int = 1;
 
-/// The ELF64 symbol dladdr1 hands back (only `st_size` is read).
-#[repr(C)]
-struct Elf64Sym {
-    st_name: u32,
-    st_info: u8,
-    st_other: u8,
-    st_shndx: u16,
-    st_value: u64,
-    st_size: u64,
-}
-
 /// The size of the symbol `name` found at `addr`: from the GNU hash table
 /// of the object that holds it, else (no such table, or the name leads
 /// elsewhere) from dladdr1, which scans the object's symbols one by one.
@@ -78,7 +67,7 @@ fn symbol_size(addr: usize, name: &core::ffi::CStr) -> usize {
     if found != 0 && !sym.is_null() {
         // SAFETY: when dladdr1 succeeds and sets it, `sym` points at the
         // symbol table entry of the loaded object, which stays mapped.
-        usize::try_from(unsafe { (*sym.cast::<Elf64Sym>()).st_size }).unwrap_or(0)
+        usize::try_from(unsafe { (*sym.cast::<crate::loaded::Sym>()).size }).unwrap_or(0)
     } else {
         0
     }
