@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 use lastwords_core::unwind::symbols::{ElfImage, Table};
 
+use crate::core_file::{u32_at, u64_at};
 use crate::elf::MappedFile;
 use crate::native::MAX_NAME;
 
@@ -213,16 +214,6 @@ impl<'d> Index<'d> {
         }
         found
     }
-}
-
-fn u64_at(data: &[u8], at: usize) -> Option<u64> {
-    let bytes = data.get(at..at.checked_add(8)?)?;
-    Some(u64::from_le_bytes(bytes.try_into().ok()?))
-}
-
-fn u32_at(data: &[u8], at: usize) -> Option<u32> {
-    let bytes = data.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// The directory of the cache, if there is one: off when
