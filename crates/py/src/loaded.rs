@@ -67,12 +67,6 @@ pub fn object_containing(addr: usize) -> Option<LoadedObject> {
     object.found.then_some(object)
 }
 
-pub fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).unwrap_or(4096).max(1)
-}
-
 /// `dl_iterate_phdr` callback: record the object whose segments hold
 /// `anchor`; stop there.
 unsafe extern "C" fn find_object(
@@ -94,7 +88,7 @@ unsafe extern "C" fn find_object(
     let mut loads = [(0, 0); MAX_LOADS];
     let mut count = 0;
     let (mut dynamic, mut relro) = (0, (0, 0));
-    let page = page_size();
+    let page = crate::memory::page_size();
     for h in headers {
         let start = base.wrapping_add(usize::try_from(h.p_vaddr).unwrap_or(0));
         let end = start.wrapping_add(usize::try_from(h.p_memsz).unwrap_or(0));

@@ -546,7 +546,7 @@ mod thread_start {
         expected: usize,
         new: usize,
     ) -> bool {
-        let page = loaded::page_size();
+        let page = crate::memory::page_size();
         if let Some(start) = relro_page {
             // SAFETY: the object's own RELRO page, made writable for one store.
             if unsafe {
@@ -601,7 +601,7 @@ mod thread_start {
         };
         REAL_PTHREAD_CREATE.store(real, Ordering::Release);
         let hook = pthread_create_hook as *const () as usize;
-        let page = loaded::page_size();
+        let page = crate::memory::page_size();
         // SAFETY: `object` is the loaded object that holds the interpreter.
         for addr in unsafe { got_slots(&object, b"pthread_create") }
             .into_iter()

@@ -457,24 +457,13 @@ fn version_from_name(name: &[u8]) -> Option<(u8, u8, bool)> {
     ))
 }
 
-/// The page size of this kernel (the target shares it).
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    #[allow(unsafe_code)]
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n)
-        .ok()
-        .filter(|n| n.is_power_of_two())
-        .unwrap_or(4096)
-}
-
 /// The load bias of a file from its mappings: each `PT_LOAD` segment is
 /// mapped at `bias + vaddr` from file offset `offset` (both rounded down to
 /// a page). Several mappings of the same file (libffi's trampolines map
 /// their library again) give several candidates; the one that explains the
 /// most segments wins (the lowest on a tie).
 pub fn load_bias(mappings: &[&Mapping], elf: &Elf<'_>) -> Option<usize> {
-    let page = page_size();
+    let page = u64::try_from(lastwords_core::memory::page_size()).ok()?;
     let mask = !page.checked_sub(1)?;
     let loads: Vec<_> = elf.loads().collect();
     let explains = |bias: u64| {

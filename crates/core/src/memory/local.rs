@@ -7,6 +7,17 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
 use super::{BadAddress, Memory, plausible};
 
+/// The page size of this kernel (a target on the same machine shares it):
+/// 4096 if `sysconf` gives no power of two. Async-signal-safe.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|n| n.is_power_of_two())
+        .unwrap_or(4096)
+}
+
 /// Plain loads from this process: only for memory known to be consistent
 /// (the caller holds the GIL and the walker validates every pointer's shape).
 #[derive(Clone, Copy, Default)]

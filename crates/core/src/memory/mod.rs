@@ -21,7 +21,7 @@ pub mod process;
 pub use cache::{BlockCache, Cached};
 pub use local::{
     LocalChecked, LocalUnchecked, PipeProbe, PipeSlot, ReadMethod, SafeLocal, choose_read_method,
-    ensure_read_method, read_method,
+    ensure_read_method, page_size, read_method,
 };
 pub use process::ProcessMemory;
 
