@@ -602,6 +602,7 @@ fn render<M: Memory, F: Memory>(
         },
         recheck: if checked { Some(&recheck) } else { None },
         eval_boundaries: natives.is_some(),
+        reread: None,
     };
     // A core's names (its table), where the report prints names.
     let names = how.names.map(|table| {

@@ -303,15 +303,24 @@ fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_vo
     if checked {
         FATAL_CACHE.clear();
         let mem = Cached::new(mem, &FATAL_CACHE);
-        report_body(&mem, target, context, &mut out);
+        // The other threads may run Python code meanwhile (this one need not
+        // hold the GIL).
+        report_body(
+            &mem,
+            Some(&|attempt| FATAL_CACHE.reread(attempt)),
+            target,
+            context,
+            &mut out,
+        );
     } else {
-        report_body(&LocalUnchecked, target, context, &mut out);
+        report_body(&LocalUnchecked, None, target, context, &mut out);
     }
 }
 
 /// Everything after the header, through `mem`. Async-signal-safe.
 fn report_body<M: Memory, S: Sink>(
     mem: &M,
+    reread: Option<&dyn Fn(usize)>,
     target: &target::Target,
     context: *mut libc::c_void,
     out: &mut Writer<S>,
@@ -326,6 +335,7 @@ fn report_body<M: Memory, S: Sink>(
         walker: &walker,
         format: &target.format,
         out,
+        reread,
     };
     // Errors are ignored, as the stdlib ignores them here.
     let _ = d.threads(

@@ -242,6 +242,7 @@ fn dump_traceback(py: Python<'_>, a: &Args<'_>) -> PyResult<Ret> {
         walker: &walker,
         format: &target.format,
         out: &mut out,
+        reread: None,
     }
     .threads(all_threads, interp, tstate, max_threads);
     drop(out);

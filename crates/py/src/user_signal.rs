@@ -146,6 +146,9 @@ fn dump(slot: &UserSignal) {
         walker: &walker,
         format: &target.format,
         out: &mut out,
+        // Threads without the GIL may run Python code meanwhile (the
+        // signal may have come to a thread that does not hold it).
+        reread: Some(&|attempt| USER_CACHE.reread(attempt)),
     };
     // Errors are ignored, as the stdlib ignores them here.
     let _ = d.threads(

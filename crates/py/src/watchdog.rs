@@ -933,10 +933,13 @@ impl Scratch {
         );
         write_timeout_header(&mut out, spec.timeout_us);
         // The watchdog thread has no thread state: no thread is "current".
+        let cache = &*self.cache;
         let ok = TextReport {
             walker: &walker,
             format: &target.format,
             out: &mut out,
+            // The threads run while they are read.
+            reread: Some(&|attempt| cache.reread(attempt)),
         }
         .threads(true, spec.interp, 0, spec.max_threads)
         .is_ok();

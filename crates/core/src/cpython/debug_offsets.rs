@@ -100,6 +100,7 @@ pub const PY314: Layout = Layout {
     module_exec: None,
     module_token_is_def: None,
     tstate_native_thread_id: Some(160),
+    tstate_base_frame: None,
 };
 
 /// CPython 3.15 as its headers describe it (scripts/layout_probe.c on 3.15.2,
@@ -118,6 +119,7 @@ pub const PY315: Layout = Layout {
     module_exec: Some(module315::EXEC),
     module_token_is_def: Some(module315::TOKEN_IS_DEF),
     tstate_native_thread_id: Some(184),
+    tstate_base_frame: Some(80),
     ..PY314
 };
 
@@ -165,6 +167,8 @@ struct Words {
     tstate_current_frame: usize,
     tstate_thread_id: usize,
     tstate_native_thread_id: usize,
+    /// 3.15+.
+    tstate_base_frame: Option<usize>,
     frame_size: usize,
     frame_previous: usize,
     frame_executable: usize,
@@ -213,6 +217,7 @@ const W313: Words = Words {
     tstate_current_frame: 23,
     tstate_thread_id: 24,
     tstate_native_thread_id: 25,
+    tstate_base_frame: None,
     frame_size: 28,
     frame_previous: 29,
     frame_executable: 30,
@@ -262,6 +267,7 @@ const W314: Words = Words {
     tstate_current_frame: 26,
     tstate_thread_id: 27,
     tstate_native_thread_id: 28,
+    tstate_base_frame: None,
     frame_size: 31,
     frame_previous: 32,
     frame_executable: 33,
@@ -312,6 +318,7 @@ const W315: Words = Words {
     tstate_current_frame: 26,
     tstate_thread_id: 30,
     tstate_native_thread_id: 31,
+    tstate_base_frame: Some(27),
     frame_size: 39,
     frame_previous: 40,
     frame_executable: 41,
@@ -485,6 +492,10 @@ pub fn decode(words: &[u64], hexversion: u64) -> Result<Layout, DebugOffsetsErro
             at.tstate_native_thread_id,
             8,
         )?),
+        tstate_base_frame: at
+            .tstate_base_frame
+            .map(|i| field("thread_state.base_frame", at.tstate_size, i, 8))
+            .transpose()?,
         tstate_frame: FramePath::Direct(field(
             "thread_state.current_frame",
             at.tstate_size,

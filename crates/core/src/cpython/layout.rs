@@ -96,6 +96,10 @@ pub struct Layout {
     /// `tstate->native_thread_id` (the kernel tid), for the thread name
     /// printed from 3.14 on.
     pub tstate_native_thread_id: Option<usize>,
+    /// `tstate->base_frame` (3.15+): the thread's sentinel frame, the
+    /// outermost of every stack it runs; a dump of a running thread checks
+    /// that its listing reaches it.
+    pub tstate_base_frame: Option<usize>,
     // PyInterpreterState
     pub interp_threads_head: usize,
     /// Where the interpreter says whether its garbage collector runs (None
@@ -221,6 +225,7 @@ pub const PY39: Layout = Layout {
     module_exec: None,
     module_token_is_def: None,
     tstate_native_thread_id: None,
+    tstate_base_frame: None,
 };
 
 /// CPython 3.10 (scripts/layout-probe on 3.10.13).
@@ -328,6 +333,7 @@ pub const PY27: Layout = Layout {
     tstate_thread_id: 144,
     tstate_frame: FramePath::Direct(16),
     tstate_native_thread_id: None,
+    tstate_base_frame: None,
     interp_threads_head: 8,
     interp_gc_collecting: None,
     interp_modules: 16,

@@ -234,6 +234,36 @@ impl<'a, M: Memory> Walker<'a, M> {
         }
     }
 
+    /// Whether a frame's code pointer leads to a code object: the check of
+    /// [`Walker::frame`] without its reads of names and line numbers.
+    /// Async-signal-safe.
+    pub fn has_code(&self, frame: usize) -> WalkResult<bool> {
+        let code = self.mem.read_ptr(pointer(frame)?, self.layout.frame_code)?
+            & !self.layout.code_tag_mask;
+        let code = pointer(code)?;
+        if code == 0 {
+            return Ok(false);
+        }
+        Ok(self.types.code == 0 || self.type_of(code)? == self.types.code)
+    }
+
+    /// The thread's sentinel frame, the outermost of every stack it runs
+    /// (3.15+; None before). Async-signal-safe.
+    pub fn base_frame(&self, tstate: usize) -> WalkResult<Option<usize>> {
+        match self.layout.tstate_base_frame {
+            Some(offset) => self.ptr_field(tstate, offset).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether every thread's outermost frame is a shim (3.12+: the first
+    /// call of the eval loop pushes one, with no frame before it), so that a
+    /// chain that ends right after a real frame was read as it changed.
+    /// Async-signal-safe.
+    pub fn stack_base_is_shim(&self) -> bool {
+        self.layout.frame_owner.is_some() && self.layout.shim_owner.is_some()
+    }
+
     /// Whether the Python frame that runs after this one (its caller) is run
     /// by an older call of the C eval loop than this one: 3.11's `is_entry`;
     /// on 2.7-3.10 always (one eval call per frame); from 3.12 never here (a

@@ -186,7 +186,26 @@ pub struct Traversal<'w, 'a, M: Memory> {
     /// Tell the sink where each call of the C eval loop ends
     /// ([`ReportSink::eval_boundary`]), for merged native stacks.
     pub eval_boundaries: bool,
+    /// For threads that keep running while they are read, through a reader
+    /// that caches: drops what it cached and lets the threads run on (given
+    /// the number of the attempt, from 0, to pause longer each time). Each
+    /// thread's innermost frames are then first walked without output
+    /// ([`Traversal::looks_torn`]), and walked again after this, at most
+    /// [`TORN_RETRIES`] times, while they read as a stack caught halfway
+    /// through a call or a return; the listing then starts from the blocks
+    /// the last dry walk cached. Such a thread is listed whole, not as
+    /// `<invalid frame>` or cut after its top frame.
+    pub reread: Option<&'w dyn Fn(usize)>,
 }
+
+/// How many of a thread's innermost frames the dry walk reads: a stack
+/// changes at its top, and a dry walk of all of it would cost a fatal report
+/// of many deep threads about 15% more.
+const PROBED_FRAMES: usize = 4;
+
+/// How many times a running thread's stack is read again when a read of it
+/// met an unreadable frame (see [`Traversal::reread`]).
+pub const TORN_RETRIES: usize = 3;
 
 impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
     /// A traversal with the stdlib's limits and no extras.
@@ -201,6 +220,7 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
             tids: TidSource::Layout,
             recheck: None,
             eval_boundaries: false,
+            reread: None,
         }
     }
 
@@ -267,6 +287,17 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                 holds_gil,
                 gc_collecting: is_current && walker.gc_collecting(interp) == Ok(true),
             };
+            // (Not the thread the report is written from: it is not running.)
+            if let Some(reread) = self.reread
+                && !is_current
+            {
+                for attempt in 0..TORN_RETRIES {
+                    if !self.looks_torn(tstate) {
+                        break;
+                    }
+                    reread(attempt);
+                }
+            }
             let top_before = self.recheck.and_then(|read| read(tstate));
             sink.thread(walker, &header);
             let ended = self.frames_of(sink, tstate);
@@ -295,6 +326,57 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
         sink.stack();
         self.frames_of(sink, tstate);
         sink.end_thread();
+    }
+
+    /// A dry walk of a thread's innermost frames (see [`Traversal::reread`]):
+    /// whether they read as a stack caught halfway through a change. Torn:
+    /// a frame that cannot be read, shims and no frame, or a chain that ends
+    /// where no stack does: right after a real frame (3.12+, where every
+    /// stack starts with a shim), as one does whose `previous` is not set
+    /// yet, or (3.15+) at a shim other than the thread's sentinel frame.
+    /// Async-signal-safe.
+    fn looks_torn(&self, tstate: usize) -> bool {
+        let walker = self.walker;
+        let Ok(mut frame) = walker.current_frame(tstate) else {
+            return true;
+        };
+        if frame == 0 {
+            return false; // no Python frame
+        }
+        let Ok(base) = walker.base_frame(tstate) else {
+            return true;
+        };
+        let mut listed = 0usize;
+        let mut last = 0;
+        let mut after_shim = false;
+        // At most one shim sits between two frames: twice the frames bounds
+        // the walk.
+        for _ in 0..PROBED_FRAMES.saturating_mul(2) {
+            if frame == 0 {
+                return listed == 0
+                    || (walker.stack_base_is_shim() && !after_shim)
+                    || base.is_some_and(|base| base != last);
+            }
+            let Ok(shim) = walker.is_shim(frame) else {
+                return true;
+            };
+            if !shim {
+                if walker.has_code(frame) != Ok(true) {
+                    return true;
+                }
+                listed = listed.saturating_add(1);
+                if listed == PROBED_FRAMES {
+                    return false;
+                }
+            }
+            after_shim = shim;
+            last = frame;
+            let Ok(previous) = walker.previous_frame(frame) else {
+                return true;
+            };
+            frame = previous;
+        }
+        false
     }
 
     /// The kernel thread id of a thread. Async-signal-safe.

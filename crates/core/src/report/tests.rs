@@ -264,6 +264,7 @@ fn text(interp: &Interp, current: usize, format: Format, limits: Limits) -> Stri
         tids: super::TidSource::Layout,
         recheck: None,
         eval_boundaries: false,
+        reread: None,
     };
     let mut sink = TextSink::new(&mut out, format, limits.max_string);
     traversal
@@ -577,6 +578,7 @@ fn json_report_of_the_same_walk() {
         tids: super::TidSource::Layout,
         recheck: None,
         eval_boundaries: false,
+        reread: None,
     };
     out.byte(b'{');
     let mut sink = JsonSink::new(&mut out, 500);
@@ -685,4 +687,157 @@ fn eval_calls_end_at_shim_frames_from_3_12_and_at_each_frame_before_3_11() {
     interp.layout.shim_owner = None;
     interp.mem.put(second + owner, &[0]);
     assert_eq!(calls(&interp, true, false), "11 | 12 | 13 |");
+}
+
+/// The memory of a thread caught halfway through a call: one pointer slot
+/// (its current frame, a frame's `previous`) reads as `torn` until the reader
+/// has been told to read again `torn_for` times.
+struct MidCall<'m> {
+    inner: &'m FakeMemory,
+    slot: usize,
+    torn: usize,
+    torn_for: usize,
+    rereads: std::cell::Cell<usize>,
+}
+
+impl Memory for MidCall<'_> {
+    fn read_bytes(&self, addr: usize, dst: &mut [u8]) -> Result<(), BadAddress> {
+        if addr == self.slot && self.rereads.get() < self.torn_for {
+            dst.copy_from_slice(&(self.torn as u64).to_ne_bytes()[..dst.len()]);
+            return Ok(());
+        }
+        self.inner.read_bytes(addr, dst)
+    }
+}
+
+/// The report of `i` through `mem`, with the reread hook counting its calls.
+fn text_rereading(i: &Interp, mem: &MidCall<'_>) -> String {
+    let walker = Walker::new(mem, &i.layout, i.types());
+    let reread = |_attempt| mem.rereads.set(mem.rereads.get() + 1);
+    let mut out = Writer::new(VecSink::default(), FlushPolicy::WhenFull);
+    let traversal = Traversal {
+        reread: Some(&reread),
+        ..Traversal::new(&walker)
+    };
+    let mut sink = TextSink::new(&mut out, Format::for_minor(12), 500);
+    traversal.all_threads(&mut sink, i.interp, 0).unwrap();
+    String::from_utf8(out.into_sink().bytes).unwrap()
+}
+
+#[test]
+fn a_thread_read_mid_call_is_read_again() {
+    let mut i = Interp::new();
+    let t = i.thread(1, &[("a.py", "f", 1), ("a.py", "<module>", 2)]);
+    let FramePath::ViaCFrame {
+        cframe,
+        current_frame,
+    } = i.layout.tstate_frame
+    else {
+        unreachable!("3.11 reaches frames through the cframe");
+    };
+    let cf = i.walker().mem.read::<usize>(t + cframe).unwrap();
+    let whole = "Thread 0x0000000000000001 (most recent call first):\n\
+                 \x20 File \"a.py\", line 1 in f\n\
+                 \x20 File \"a.py\", line 2 in <module>\n";
+    // Torn for the first two reads: the third is listed.
+    let mem = MidCall {
+        inner: &i.mem,
+        slot: cf + current_frame,
+        torn: UNMAPPED,
+        torn_for: 2,
+        rereads: std::cell::Cell::new(0),
+    };
+    assert_eq!(text_rereading(&i, &mem), whole);
+    assert_eq!(mem.rereads.get(), 2);
+    // Torn for good (or corrupt): given up after TORN_RETRIES reads.
+    let mem = MidCall {
+        torn_for: usize::MAX,
+        rereads: std::cell::Cell::new(0),
+        ..mem
+    };
+    assert_eq!(
+        text_rereading(&i, &mem),
+        "Thread 0x0000000000000001 (most recent call first):\n  <invalid frame>\n"
+    );
+    assert_eq!(mem.rereads.get(), super::TORN_RETRIES);
+    // A thread with no Python frame is not torn: read once.
+    let mut i = Interp::new();
+    i.thread(1, &[]);
+    let mem = MidCall {
+        inner: &i.mem,
+        slot: 0,
+        torn: 0,
+        torn_for: 0,
+        rereads: std::cell::Cell::new(0),
+    };
+    assert!(text_rereading(&i, &mem).ends_with("<no Python frame>\n"));
+    assert_eq!(mem.rereads.get(), 0);
+}
+
+#[test]
+fn from_3_12_a_stack_cut_after_a_real_frame_is_read_again() {
+    // f, then a shim (a C call of the eval loop), <module>, and the shim at
+    // the base of every 3.12+ stack.
+    let mut i = Interp::new();
+    let t = i.thread(
+        1,
+        &[
+            ("a.py", "f", 1),
+            ("", "", 0),
+            ("a.py", "<module>", 2),
+            ("", "", 0),
+        ],
+    );
+    let walker = i.walker();
+    let f = walker.current_frame(t).unwrap();
+    let entry = walker.previous_frame(f).unwrap();
+    let module = walker.previous_frame(entry).unwrap();
+    let base = walker.previous_frame(module).unwrap();
+    let owner = i.layout.frame_owner.unwrap();
+    for shim in [entry, base] {
+        i.mem.put(shim + owner, &[3]);
+    }
+    i.layout.shim_owner = Some(3);
+    i.layout.frame_is_entry = None;
+    let whole = "Thread 0x0000000000000001 (most recent call first):\n\
+                 \x20 File \"a.py\", line 1 in f\n\
+                 \x20 File \"a.py\", line 2 in <module>\n";
+    // Whole: read once.
+    let mem = MidCall {
+        inner: &i.mem,
+        slot: 0,
+        torn: 0,
+        torn_for: 0,
+        rereads: std::cell::Cell::new(0),
+    };
+    assert_eq!(text_rereading(&i, &mem), whole);
+    assert_eq!(mem.rereads.get(), 0);
+    // f linked before its `previous` was set: read again.
+    let mem = MidCall {
+        slot: f + i.layout.frame_previous,
+        torn_for: 1,
+        ..mem
+    };
+    assert_eq!(text_rereading(&i, &mem), whole);
+    assert_eq!(mem.rereads.get(), 1);
+    // The shim at the base is not such a cut (only a real frame is).
+    let mem = MidCall {
+        slot: base + i.layout.frame_previous,
+        torn_for: usize::MAX,
+        rereads: std::cell::Cell::new(0),
+        ..mem
+    };
+    assert_eq!(text_rereading(&i, &mem), whole);
+    assert_eq!(mem.rereads.get(), 0);
+    // Before 3.12 a real frame is the base: nothing to read again.
+    i.layout.shim_owner = None;
+    let mem = MidCall {
+        slot: f + i.layout.frame_previous,
+        torn_for: usize::MAX,
+        rereads: std::cell::Cell::new(0),
+        ..mem
+    };
+    let out = text_rereading(&i, &mem);
+    assert!(out.ends_with("line 1 in f\n"), "{out}");
+    assert_eq!(mem.rereads.get(), 0);
 }

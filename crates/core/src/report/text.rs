@@ -543,6 +543,8 @@ pub struct TextReport<'w, 'a, M: Memory, S: Sink> {
     pub walker: &'w Walker<'a, M>,
     pub format: &'w Format,
     pub out: &'w mut Writer<S>,
+    /// For threads that run while they are read: see [`Traversal::reread`].
+    pub reread: Option<&'w dyn Fn(usize)>,
 }
 
 /// The traversal this process's reports use: the stdlib's limits (with
@@ -552,6 +554,7 @@ fn own_traversal<'w, 'a, M: Memory>(
     walker: &'w Walker<'a, M>,
     format: &Format,
     max_threads: usize,
+    reread: Option<&'w dyn Fn(usize)>,
 ) -> Traversal<'w, 'a, M> {
     Traversal {
         walker,
@@ -569,6 +572,7 @@ fn own_traversal<'w, 'a, M: Memory>(
         tids: super::TidSource::Layout,
         recheck: None,
         eval_boundaries: false,
+        reread,
     }
 }
 
@@ -585,7 +589,7 @@ impl<M: Memory, S: Sink> TextReport<'_, '_, M, S> {
         current: usize,
         max_threads: usize,
     ) -> Result<(), &'static str> {
-        let traversal = own_traversal(self.walker, self.format, max_threads);
+        let traversal = own_traversal(self.walker, self.format, max_threads, self.reread);
         let mut sink = TextSink::new(self.out, *self.format, MAX_STRING_LENGTH);
         if all_threads {
             let interp = match current {
