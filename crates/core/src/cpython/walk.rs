@@ -247,6 +247,28 @@ impl<'a, M: Memory> Walker<'a, M> {
         Ok(self.types.code == 0 || self.type_of(code)? == self.types.code)
     }
 
+    /// 3.12: whether a frame that is not marked a shim runs the interpreter
+    /// trampoline, the code of the eval loop's entry frames: such a frame is
+    /// an entry frame read before its owner byte was set. False on every
+    /// other version. Async-signal-safe.
+    pub fn is_unmarked_entry_frame(&self, frame: usize) -> WalkResult<bool> {
+        const TRAMPOLINE: &[u8; 24] = b"<interpreter trampoline>";
+        if (self.layout.major, self.layout.minor) != (3, 12) {
+            return Ok(false);
+        }
+        let code = self.mem.read_ptr(pointer(frame)?, self.layout.frame_code)?
+            & !self.layout.code_tag_mask;
+        let name = self.ptr_field(code, self.layout.code_name)?;
+        match self.str(name)? {
+            Some(s) if s.kind == 1 && s.length == TRAMPOLINE.len() => {
+                let mut bytes = [0u8; 24];
+                self.mem.read_immutable(s.data, &mut bytes)?;
+                Ok(&bytes == TRAMPOLINE)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// The thread's sentinel frame, the outermost of every stack it runs
     /// (3.15+; None before). Async-signal-safe.
     pub fn base_frame(&self, tstate: usize) -> WalkResult<Option<usize>> {

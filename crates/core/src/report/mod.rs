@@ -330,7 +330,8 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
 
     /// A dry walk of a thread's innermost frames (see [`Traversal::reread`]):
     /// whether they read as a stack caught halfway through a change. Torn:
-    /// a frame that cannot be read, shims and no frame, or a chain that ends
+    /// a frame that cannot be read, an entry frame not marked as one yet
+    /// (3.12), shims and no frame, or a chain that ends
     /// where no stack does: right after a real frame (3.12+, where every
     /// stack starts with a shim), as one does whose `previous` is not set
     /// yet, or (3.15+) at a shim other than the thread's sentinel frame.
@@ -361,7 +362,9 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                 return true;
             };
             if !shim {
-                if walker.has_code(frame) != Ok(true) {
+                if walker.has_code(frame) != Ok(true)
+                    || walker.is_unmarked_entry_frame(frame) != Ok(false)
+                {
                     return true;
                 }
                 listed = listed.saturating_add(1);

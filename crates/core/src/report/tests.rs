@@ -841,3 +841,71 @@ fn from_3_12_a_stack_cut_after_a_real_frame_is_read_again() {
     assert!(out.ends_with("line 1 in f\n"), "{out}");
     assert_eq!(mem.rereads.get(), 0);
 }
+
+#[test]
+fn on_3_12_an_entry_frame_not_marked_yet_is_read_again() {
+    // The eval loop's entry frame (the interpreter trampoline), then spin,
+    // <module> and the base shim, on 3.12.
+    let mut i = Interp::new();
+    i.layout.minor = 12;
+    let t = i.thread(
+        1,
+        &[
+            ("<shim>", "<interpreter trampoline>", 1),
+            ("a.py", "spin", 2),
+            ("a.py", "<module>", 3),
+            ("", "", 0),
+        ],
+    );
+    let walker = i.walker();
+    let entry = walker.current_frame(t).unwrap();
+    let spin = walker.previous_frame(entry).unwrap();
+    let base = walker
+        .previous_frame(walker.previous_frame(spin).unwrap())
+        .unwrap();
+    let owner = i.layout.frame_owner.unwrap();
+    for shim in [entry, base] {
+        i.mem.put(shim + owner, &[3]);
+    }
+    i.layout.shim_owner = Some(3);
+    i.layout.frame_is_entry = None;
+    let whole = "Thread 0x0000000000000001 (most recent call first):\n\
+                 \x20 File \"a.py\", line 2 in spin\n\
+                 \x20 File \"a.py\", line 3 in <module>\n";
+    // Its owner byte reads as 0 for the first read.
+    let mem = MidCall {
+        inner: &i.mem,
+        slot: entry + owner,
+        torn: 0,
+        torn_for: 1,
+        rereads: std::cell::Cell::new(0),
+    };
+    assert_eq!(text_rereading(&i, &mem), whole);
+    assert_eq!(mem.rereads.get(), 1);
+    // Never marked: listed as read, after the rereads.
+    let mem = MidCall {
+        torn_for: usize::MAX,
+        rereads: std::cell::Cell::new(0),
+        ..mem
+    };
+    let out = text_rereading(&i, &mem);
+    assert!(
+        out.contains("line 1 in <interpreter trampoline>\n"),
+        "{out}"
+    );
+    assert_eq!(mem.rereads.get(), super::TORN_RETRIES);
+    // On 3.13 the same name means nothing (no such frames there).
+    i.layout.minor = 13;
+    let mem = MidCall {
+        inner: &i.mem,
+        torn_for: usize::MAX,
+        rereads: std::cell::Cell::new(0),
+        ..mem
+    };
+    let out = text_rereading(&i, &mem);
+    assert!(
+        out.contains("line 1 in <interpreter trampoline>\n"),
+        "{out}"
+    );
+    assert_eq!(mem.rereads.get(), 0);
+}
