@@ -689,9 +689,9 @@ fn eval_calls_end_at_shim_frames_from_3_12_and_at_each_frame_before_3_11() {
     assert_eq!(calls(&interp, true, false), "11 | 12 | 13 |");
 }
 
-/// The memory of a thread caught halfway through a call: one pointer slot
-/// (its current frame, a frame's `previous`) reads as `torn` until the reader
-/// has been told to read again `torn_for` times.
+/// The memory of a thread caught halfway through a call: one field (its
+/// current frame, a frame's `previous` or owner byte) reads as `torn` until
+/// the reader has been told to read again `torn_for` times.
 struct MidCall<'m> {
     inner: &'m FakeMemory,
     slot: usize,
@@ -710,9 +710,17 @@ impl Memory for MidCall<'_> {
     }
 }
 
-/// The report of `i` through `mem`, with the reread hook counting its calls.
-fn text_rereading(i: &Interp, mem: &MidCall<'_>) -> String {
-    let walker = Walker::new(mem, &i.layout, i.types());
+/// The report of `i` when the pointer at `slot` reads as `torn` until the
+/// thread has been read again `torn_for` times; and how many times it was.
+fn report_reread(i: &Interp, slot: usize, torn: usize, torn_for: usize) -> (String, usize) {
+    let mem = MidCall {
+        inner: &i.mem,
+        slot,
+        torn,
+        torn_for,
+        rereads: std::cell::Cell::new(0),
+    };
+    let walker = Walker::new(&mem, &i.layout, i.types());
     let reread = |_attempt| mem.rereads.set(mem.rereads.get() + 1);
     let mut out = Writer::new(VecSink::default(), FlushPolicy::WhenFull);
     let traversal = Traversal {
@@ -721,7 +729,8 @@ fn text_rereading(i: &Interp, mem: &MidCall<'_>) -> String {
     };
     let mut sink = TextSink::new(&mut out, Format::for_minor(12), 500);
     traversal.all_threads(&mut sink, i.interp, 0).unwrap();
-    String::from_utf8(out.into_sink().bytes).unwrap()
+    let text = String::from_utf8(out.into_sink().bytes).unwrap();
+    (text, mem.rereads.get())
 }
 
 #[test]
@@ -735,43 +744,43 @@ fn a_thread_read_mid_call_is_read_again() {
     else {
         unreachable!("3.11 reaches frames through the cframe");
     };
-    let cf = i.walker().mem.read::<usize>(t + cframe).unwrap();
+    let slot = i.walker().mem.read::<usize>(t + cframe).unwrap() + current_frame;
     let whole = "Thread 0x0000000000000001 (most recent call first):\n\
                  \x20 File \"a.py\", line 1 in f\n\
                  \x20 File \"a.py\", line 2 in <module>\n";
-    // Torn for the first two reads: the third is listed.
-    let mem = MidCall {
-        inner: &i.mem,
-        slot: cf + current_frame,
-        torn: UNMAPPED,
-        torn_for: 2,
-        rereads: std::cell::Cell::new(0),
-    };
-    assert_eq!(text_rereading(&i, &mem), whole);
-    assert_eq!(mem.rereads.get(), 2);
+    // The current frame torn for the first two reads: the third is listed.
+    assert_eq!(report_reread(&i, slot, UNMAPPED, 2), (whole.into(), 2));
     // Torn for good (or corrupt): given up after TORN_RETRIES reads.
-    let mem = MidCall {
-        torn_for: usize::MAX,
-        rereads: std::cell::Cell::new(0),
-        ..mem
-    };
+    let invalid = "Thread 0x0000000000000001 (most recent call first):\n  <invalid frame>\n";
     assert_eq!(
-        text_rereading(&i, &mem),
-        "Thread 0x0000000000000001 (most recent call first):\n  <invalid frame>\n"
+        report_reread(&i, slot, UNMAPPED, usize::MAX),
+        (invalid.into(), super::TORN_RETRIES)
     );
-    assert_eq!(mem.rereads.get(), super::TORN_RETRIES);
     // A thread with no Python frame is not torn: read once.
     let mut i = Interp::new();
     i.thread(1, &[]);
-    let mem = MidCall {
-        inner: &i.mem,
-        slot: 0,
-        torn: 0,
-        torn_for: 0,
-        rereads: std::cell::Cell::new(0),
-    };
-    assert!(text_rereading(&i, &mem).ends_with("<no Python frame>\n"));
-    assert_eq!(mem.rereads.get(), 0);
+    let (text, rereads) = report_reread(&i, 0, 0, 0);
+    assert!(text.ends_with("<no Python frame>\n"), "{text}");
+    assert_eq!(rereads, 0);
+}
+
+/// A thread of a 3.12+ shape (shims skipped by their owner byte, no
+/// `is_entry`) whose frames at the indexes `shims` are shims; returns the
+/// frames' addresses, innermost first.
+fn thread_with_shims(i: &mut Interp, frames: &[(&str, &str, i32)], shims: &[usize]) -> Vec<usize> {
+    let t = i.thread(1, frames);
+    let walker = i.walker();
+    let mut addresses = vec![walker.current_frame(t).unwrap()];
+    while addresses.len() < frames.len() {
+        addresses.push(walker.previous_frame(*addresses.last().unwrap()).unwrap());
+    }
+    let owner = i.layout.frame_owner.unwrap();
+    for &shim in shims {
+        i.mem.put(addresses[shim] + owner, &[3]);
+    }
+    i.layout.shim_owner = Some(3);
+    i.layout.frame_is_entry = None;
+    addresses
 }
 
 #[test]
@@ -779,67 +788,35 @@ fn from_3_12_a_stack_cut_after_a_real_frame_is_read_again() {
     // f, then a shim (a C call of the eval loop), <module>, and the shim at
     // the base of every 3.12+ stack.
     let mut i = Interp::new();
-    let t = i.thread(
-        1,
+    let frames = thread_with_shims(
+        &mut i,
         &[
             ("a.py", "f", 1),
             ("", "", 0),
             ("a.py", "<module>", 2),
             ("", "", 0),
         ],
+        &[1, 3],
     );
-    let walker = i.walker();
-    let f = walker.current_frame(t).unwrap();
-    let entry = walker.previous_frame(f).unwrap();
-    let module = walker.previous_frame(entry).unwrap();
-    let base = walker.previous_frame(module).unwrap();
-    let owner = i.layout.frame_owner.unwrap();
-    for shim in [entry, base] {
-        i.mem.put(shim + owner, &[3]);
-    }
-    i.layout.shim_owner = Some(3);
-    i.layout.frame_is_entry = None;
+    let (f, base) = (frames[0], frames[3]);
+    let previous = i.layout.frame_previous;
     let whole = "Thread 0x0000000000000001 (most recent call first):\n\
                  \x20 File \"a.py\", line 1 in f\n\
                  \x20 File \"a.py\", line 2 in <module>\n";
     // Whole: read once.
-    let mem = MidCall {
-        inner: &i.mem,
-        slot: 0,
-        torn: 0,
-        torn_for: 0,
-        rereads: std::cell::Cell::new(0),
-    };
-    assert_eq!(text_rereading(&i, &mem), whole);
-    assert_eq!(mem.rereads.get(), 0);
+    assert_eq!(report_reread(&i, 0, 0, 0), (whole.into(), 0));
     // f linked before its `previous` was set: read again.
-    let mem = MidCall {
-        slot: f + i.layout.frame_previous,
-        torn_for: 1,
-        ..mem
-    };
-    assert_eq!(text_rereading(&i, &mem), whole);
-    assert_eq!(mem.rereads.get(), 1);
+    assert_eq!(report_reread(&i, f + previous, 0, 1), (whole.into(), 1));
     // The shim at the base is not such a cut (only a real frame is).
-    let mem = MidCall {
-        slot: base + i.layout.frame_previous,
-        torn_for: usize::MAX,
-        rereads: std::cell::Cell::new(0),
-        ..mem
-    };
-    assert_eq!(text_rereading(&i, &mem), whole);
-    assert_eq!(mem.rereads.get(), 0);
+    assert_eq!(
+        report_reread(&i, base + previous, 0, usize::MAX),
+        (whole.into(), 0)
+    );
     // Before 3.12 a real frame is the base: nothing to read again.
     i.layout.shim_owner = None;
-    let mem = MidCall {
-        slot: f + i.layout.frame_previous,
-        torn_for: usize::MAX,
-        rereads: std::cell::Cell::new(0),
-        ..mem
-    };
-    let out = text_rereading(&i, &mem);
-    assert!(out.ends_with("line 1 in f\n"), "{out}");
-    assert_eq!(mem.rereads.get(), 0);
+    let (text, rereads) = report_reread(&i, f + previous, 0, usize::MAX);
+    assert!(text.ends_with("line 1 in f\n"), "{text}");
+    assert_eq!(rereads, 0);
 }
 
 #[test]
@@ -848,64 +825,35 @@ fn on_3_12_an_entry_frame_not_marked_yet_is_read_again() {
     // <module> and the base shim, on 3.12.
     let mut i = Interp::new();
     i.layout.minor = 12;
-    let t = i.thread(
-        1,
+    let frames = thread_with_shims(
+        &mut i,
         &[
             ("<shim>", "<interpreter trampoline>", 1),
             ("a.py", "spin", 2),
             ("a.py", "<module>", 3),
             ("", "", 0),
         ],
+        &[0, 3],
     );
-    let walker = i.walker();
-    let entry = walker.current_frame(t).unwrap();
-    let spin = walker.previous_frame(entry).unwrap();
-    let base = walker
-        .previous_frame(walker.previous_frame(spin).unwrap())
-        .unwrap();
-    let owner = i.layout.frame_owner.unwrap();
-    for shim in [entry, base] {
-        i.mem.put(shim + owner, &[3]);
-    }
-    i.layout.shim_owner = Some(3);
-    i.layout.frame_is_entry = None;
+    let owner_byte = frames[0] + i.layout.frame_owner.unwrap();
     let whole = "Thread 0x0000000000000001 (most recent call first):\n\
                  \x20 File \"a.py\", line 2 in spin\n\
                  \x20 File \"a.py\", line 3 in <module>\n";
     // Its owner byte reads as 0 for the first read.
-    let mem = MidCall {
-        inner: &i.mem,
-        slot: entry + owner,
-        torn: 0,
-        torn_for: 1,
-        rereads: std::cell::Cell::new(0),
-    };
-    assert_eq!(text_rereading(&i, &mem), whole);
-    assert_eq!(mem.rereads.get(), 1);
+    assert_eq!(report_reread(&i, owner_byte, 0, 1), (whole.into(), 1));
     // Never marked: listed as read, after the rereads.
-    let mem = MidCall {
-        torn_for: usize::MAX,
-        rereads: std::cell::Cell::new(0),
-        ..mem
-    };
-    let out = text_rereading(&i, &mem);
+    let (text, rereads) = report_reread(&i, owner_byte, 0, usize::MAX);
     assert!(
-        out.contains("line 1 in <interpreter trampoline>\n"),
-        "{out}"
+        text.contains("line 1 in <interpreter trampoline>\n"),
+        "{text}"
     );
-    assert_eq!(mem.rereads.get(), super::TORN_RETRIES);
+    assert_eq!(rereads, super::TORN_RETRIES);
     // On 3.13 the same name means nothing (no such frames there).
     i.layout.minor = 13;
-    let mem = MidCall {
-        inner: &i.mem,
-        torn_for: usize::MAX,
-        rereads: std::cell::Cell::new(0),
-        ..mem
-    };
-    let out = text_rereading(&i, &mem);
+    let (text, rereads) = report_reread(&i, owner_byte, 0, usize::MAX);
     assert!(
-        out.contains("line 1 in <interpreter trampoline>\n"),
-        "{out}"
+        text.contains("line 1 in <interpreter trampoline>\n"),
+        "{text}"
     );
-    assert_eq!(mem.rereads.get(), 0);
+    assert_eq!(rereads, 0);
 }
