@@ -203,8 +203,8 @@ pub struct Traversal<'w, 'a, M: Memory> {
 /// of many deep threads about 15% more.
 const PROBED_FRAMES: usize = 4;
 
-/// How many times a running thread's stack is read again when a read of it
-/// met an unreadable frame (see [`Traversal::reread`]).
+/// How many times a running thread's stack is read again while it reads as
+/// torn (see [`Traversal::reread`]).
 pub const TORN_RETRIES: usize = 3;
 
 impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
@@ -331,11 +331,10 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
     /// A dry walk of a thread's innermost frames (see [`Traversal::reread`]):
     /// whether they read as a stack caught halfway through a change. Torn:
     /// a frame that cannot be read, an entry frame not marked as one yet
-    /// (3.12), shims and no frame, or a chain that ends
-    /// where no stack does: right after a real frame (3.12+, where every
-    /// stack starts with a shim), as one does whose `previous` is not set
-    /// yet, or (3.15+) at a shim other than the thread's sentinel frame.
-    /// Async-signal-safe.
+    /// (3.12), shims and no frame, or a chain that ends where no stack does:
+    /// right after a real frame (3.12+, where every stack starts with a
+    /// shim), as one does whose `previous` is not set yet, or (3.15+) at a
+    /// shim other than the thread's sentinel frame. Async-signal-safe.
     fn looks_torn(&self, tstate: usize) -> bool {
         let walker = self.walker;
         let Ok(mut frame) = walker.current_frame(tstate) else {
