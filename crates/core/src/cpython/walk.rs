@@ -238,13 +238,19 @@ impl<'a, M: Memory> Walker<'a, M> {
     /// [`Walker::frame`] without its reads of names and line numbers.
     /// Async-signal-safe.
     pub fn has_code(&self, frame: usize) -> WalkResult<bool> {
-        let code = self.mem.read_ptr(pointer(frame)?, self.layout.frame_code)?
-            & !self.layout.code_tag_mask;
-        let code = pointer(code)?;
+        let code = self.code_pointer(frame)?;
         if code == 0 {
             return Ok(false);
         }
         Ok(self.types.code == 0 || self.type_of(code)? == self.types.code)
+    }
+
+    /// A frame's code pointer, tag bits cleared. Inlined: `frame` is on
+    /// every dump's hot path. Async-signal-safe.
+    #[inline(always)]
+    fn code_pointer(&self, frame: usize) -> WalkResult<usize> {
+        let l = self.layout;
+        pointer(self.mem.read_ptr(pointer(frame)?, l.frame_code)? & !l.code_tag_mask)
     }
 
     /// 3.12: whether a frame that is not marked a shim runs the interpreter
@@ -256,9 +262,7 @@ impl<'a, M: Memory> Walker<'a, M> {
         if (self.layout.major, self.layout.minor) != (3, 12) {
             return Ok(false);
         }
-        let code = self.mem.read_ptr(pointer(frame)?, self.layout.frame_code)?
-            & !self.layout.code_tag_mask;
-        let name = self.ptr_field(code, self.layout.code_name)?;
+        let name = self.ptr_field(self.code_pointer(frame)?, self.layout.code_name)?;
         match self.str(name)? {
             Some(s) if s.kind == 1 && s.length == TRAMPOLINE.len() => {
                 let mut bytes = [0u8; 24];
@@ -306,8 +310,7 @@ impl<'a, M: Memory> Walker<'a, M> {
     pub fn frame(&self, frame: usize) -> WalkResult<Frame> {
         let l = self.layout;
         let frame = pointer(frame)?;
-        let code = self.mem.read_ptr(frame, l.frame_code)? & !l.code_tag_mask;
-        let code = pointer(code)?;
+        let code = self.code_pointer(frame)?;
         if code == 0 {
             return Err(WalkError::Malformed(frame));
         }
