@@ -302,6 +302,19 @@ mod tests {
         assert_eq!(name(tid, &mut dir), expected);
         done_tx.send(()).unwrap();
         worker.join().unwrap();
+        // The join returns when the thread clears its id, a little before
+        // the kernel removes its task: wait for that (bounded).
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // SAFETY: signal 0 only checks that the thread exists.
+        while unsafe { libc::syscall(libc::SYS_tgkill, pid, tid as libc::pid_t, 0) } == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "thread {tid} never went"
+            );
+            std::thread::yield_now();
+        }
         // The thread is gone: no name, and the kept directory stays.
         let kept = dir.fd;
         assert_eq!(name(tid, &mut dir), None);
