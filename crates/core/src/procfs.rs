@@ -12,6 +12,34 @@ pub fn gettid() -> libc::pid_t {
     libc::pid_t::try_from(tid).unwrap_or(0)
 }
 
+/// After `pthread_join`: wait until the kernel has released thread `tid` of
+/// this process too, checking every 10 us, at most `checks` times; whether
+/// it went. The join returns when the thread clears its thread id, a little
+/// before the kernel removes its task (from the thread count, from
+/// /proc/self/task). Async-signal-safe.
+pub fn wait_until_thread_gone(tid: libc::pid_t, checks: u32) -> bool {
+    if tid <= 0 {
+        return true;
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    for _ in 0..checks {
+        // SAFETY: signal 0 only checks that the thread exists.
+        let gone = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            return true;
+        }
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000,
+        };
+        // SAFETY: a valid timespec; no remainder wanted.
+        unsafe { libc::nanosleep(&pause, core::ptr::null_mut()) };
+    }
+    false
+}
+
 /// A path built on the stack, NUL-terminated. Async-signal-safe.
 struct PathBuf64 {
     bytes: [u8; 64],
@@ -302,19 +330,11 @@ mod tests {
         assert_eq!(name(tid, &mut dir), expected);
         done_tx.send(()).unwrap();
         worker.join().unwrap();
-        // The join returns when the thread clears its id, a little before
-        // the kernel removes its task: wait for that (bounded).
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        // SAFETY: signal 0 only checks that the thread exists.
-        while unsafe { libc::syscall(libc::SYS_tgkill, pid, tid as libc::pid_t, 0) } == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "thread {tid} never went"
-            );
-            std::thread::yield_now();
-        }
+        // The join returns a little before the kernel removes the task.
+        assert!(
+            wait_until_thread_gone(tid as libc::pid_t, 3_000_000),
+            "thread {tid} never went"
+        );
         // The thread is gone: no name, and the kept directory stays.
         let kept = dir.fd;
         assert_eq!(name(tid, &mut dir), None);

@@ -307,33 +307,9 @@ fn stop_idle_watchdog() {
     drop(guard);
     if let Some(handle) = handle {
         let _ = handle.join();
-        wait_until_gone(tid);
-    }
-}
-
-/// After `pthread_join`: wait (at most 100 ms) until the kernel has released
-/// the thread too. The join returns when the thread clears its thread id,
-/// a little before the kernel takes it out of the process's thread count,
-/// which is what `os.fork()` reads for its warning.
-fn wait_until_gone(tid: libc::pid_t) {
-    if tid <= 0 {
-        return;
-    }
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    for _ in 0..10_000 {
-        // SAFETY: signal 0 only checks that the thread exists.
-        let gone = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone {
-            return;
-        }
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 10_000,
-        };
-        // SAFETY: a valid timespec; no remainder wanted.
-        unsafe { libc::nanosleep(&pause, core::ptr::null_mut()) };
+        // At most 100 ms: the kernel's thread count is what `os.fork()`
+        // reads for its warning.
+        crate::procfs::wait_until_thread_gone(tid, 10_000);
     }
 }
 
