@@ -307,7 +307,7 @@ fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_vo
         // hold the GIL).
         report_body(
             &mem,
-            Some(&|attempt| FATAL_CACHE.reread(attempt)),
+            Some(&|| FATAL_CACHE.clear()),
             target,
             context,
             &mut out,
@@ -320,7 +320,7 @@ fn report(target: &target::Target, signum: libc::c_int, context: *mut libc::c_vo
 /// Everything after the header, through `mem`. Async-signal-safe.
 fn report_body<M: Memory, S: Sink>(
     mem: &M,
-    reread: Option<&dyn Fn(usize)>,
+    reread: Option<&dyn Fn()>,
     target: &target::Target,
     context: *mut libc::c_void,
     out: &mut Writer<S>,

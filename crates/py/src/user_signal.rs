@@ -148,7 +148,7 @@ fn dump(slot: &UserSignal) {
         out: &mut out,
         // Threads without the GIL may run Python code meanwhile (the
         // signal may have come to a thread that does not hold it).
-        reread: Some(&|attempt| USER_CACHE.reread(attempt)),
+        reread: Some(&|| USER_CACHE.clear()),
     };
     // Errors are ignored, as the stdlib ignores them here.
     let _ = d.threads(

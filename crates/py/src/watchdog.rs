@@ -915,7 +915,7 @@ impl Scratch {
             format: &target.format,
             out: &mut out,
             // The threads run while they are read.
-            reread: Some(&|attempt| cache.reread(attempt)),
+            reread: Some(&|| cache.clear()),
         }
         .threads(true, spec.interp, 0, spec.max_threads)
         .is_ok();

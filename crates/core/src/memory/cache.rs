@@ -59,28 +59,6 @@ impl BlockCache {
         }
     }
 
-    /// Forget every block, then let the other threads run: before the stack
-    /// of a thread that runs meanwhile is read again, for the `attempt`th
-    /// time from 0 ([`crate::report::Traversal::reread`]). The pause grows,
-    /// from a `sched_yield()` to 0.1 ms, then 0.4 ms: a thread that was
-    /// descheduled halfway through a call (a busy or virtual machine) needs
-    /// the CPU back before it looks different. Async-signal-safe.
-    pub fn reread(&self, attempt: usize) {
-        self.clear();
-        if attempt == 0 {
-            // SAFETY: sched_yield takes no arguments and touches no memory.
-            unsafe { libc::sched_yield() };
-            return;
-        }
-        let shift = attempt.saturating_sub(1).saturating_mul(2).min(6);
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 100_000 << shift,
-        };
-        // SAFETY: a valid timespec; no remainder wanted.
-        unsafe { libc::nanosleep(&pause, core::ptr::null_mut()) };
-    }
-
     /// The tag of slot `i` (the address of the block it holds, 0: empty).
     fn tag(&self, i: usize) -> Option<&AtomicUsize> {
         self.tags.get(i)

@@ -187,15 +187,14 @@ pub struct Traversal<'w, 'a, M: Memory> {
     /// ([`ReportSink::eval_boundary`]), for merged native stacks.
     pub eval_boundaries: bool,
     /// For threads that keep running while they are read, through a reader
-    /// that caches: drops what it cached and lets the threads run on (given
-    /// the number of the attempt, from 0, to pause longer each time). Each
-    /// thread's innermost frames are then first walked without output
-    /// ([`Traversal::looks_torn`]), and walked again after this, at most
-    /// [`TORN_RETRIES`] times, while they read as a stack caught halfway
-    /// through a call or a return; the listing then starts from the blocks
-    /// the last dry walk cached. Such a thread is listed whole, not as
+    /// that caches: drops what it cached. Each thread's innermost frames are
+    /// then first walked without output ([`Traversal::looks_torn`]), and,
+    /// while they read as a stack caught halfway through a call or a return,
+    /// walked again after this and a pause ([`let_the_thread_run`]), at most
+    /// [`TORN_RETRIES`] times; the listing then starts from the blocks the
+    /// last dry walk cached. Such a thread is listed whole, not as
     /// `<invalid frame>` or cut after its top frame.
-    pub reread: Option<&'w dyn Fn(usize)>,
+    pub reread: Option<&'w dyn Fn()>,
 }
 
 /// How many of a thread's innermost frames the dry walk reads: a stack
@@ -206,6 +205,19 @@ const PROBED_FRAMES: usize = 4;
 /// How many times a running thread's stack is read again while it reads as
 /// torn (see [`Traversal::reread`]).
 pub const TORN_RETRIES: usize = 3;
+
+/// Before a torn thread is read again, for the `attempt`th time from 0: a
+/// `sched_yield()`, then 0.1 ms, then 0.4 ms. A thread descheduled halfway
+/// through a call (a busy or virtual machine) needs the CPU back before it
+/// looks different. Async-signal-safe (`sched_yield`, `nanosleep`).
+fn let_the_thread_run(attempt: usize) {
+    if attempt == 0 {
+        std::thread::yield_now();
+        return;
+    }
+    let shift = attempt.saturating_sub(1).saturating_mul(2).min(6);
+    std::thread::sleep(core::time::Duration::from_micros(100 << shift));
+}
 
 impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
     /// A traversal with the stdlib's limits and no extras.
@@ -295,7 +307,8 @@ impl<'w, 'a, M: Memory> Traversal<'w, 'a, M> {
                     if !self.looks_torn(tstate) {
                         break;
                     }
-                    reread(attempt);
+                    reread();
+                    let_the_thread_run(attempt);
                 }
             }
             let top_before = self.recheck.and_then(|read| read(tstate));

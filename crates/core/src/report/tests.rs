@@ -721,7 +721,7 @@ fn report_reread(i: &Interp, slot: usize, torn: usize, torn_for: usize) -> (Stri
         rereads: std::cell::Cell::new(0),
     };
     let walker = Walker::new(&mem, &i.layout, i.types());
-    let reread = |_attempt| mem.rereads.set(mem.rereads.get() + 1);
+    let reread = || mem.rereads.set(mem.rereads.get() + 1);
     let mut out = Writer::new(VecSink::default(), FlushPolicy::WhenFull);
     let traversal = Traversal {
         reread: Some(&reread),

@@ -544,7 +544,7 @@ pub struct TextReport<'w, 'a, M: Memory, S: Sink> {
     pub format: &'w Format,
     pub out: &'w mut Writer<S>,
     /// For threads that run while they are read: see [`Traversal::reread`].
-    pub reread: Option<&'w dyn Fn(usize)>,
+    pub reread: Option<&'w dyn Fn()>,
 }
 
 /// The traversal this process's reports use: the stdlib's limits (with
@@ -554,7 +554,7 @@ fn own_traversal<'w, 'a, M: Memory>(
     walker: &'w Walker<'a, M>,
     format: &Format,
     max_threads: usize,
-    reread: Option<&'w dyn Fn(usize)>,
+    reread: Option<&'w dyn Fn()>,
 ) -> Traversal<'w, 'a, M> {
     Traversal {
         walker,
