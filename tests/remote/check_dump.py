@@ -402,3 +402,49 @@ def test_a_process_that_exited():
         assert str(child.pid) in out.stderr
     finally:
         child.wait()
+
+
+def line_of(path, marker):
+    with open(path) as f:
+        return next(n for n, text in enumerate(f, 1) if text.rstrip().endswith("# " + marker))
+
+
+@pytest.mark.parametrize("name", ["2.7", "3.11", "3.15"])
+def test_a_process_whose_main_thread_exited(name):
+    """The main thread called pthread_exit and is a zombie; the process runs
+    on in its other thread. /proc/PID/maps is empty and process_vm_readv of
+    the pid fails: lastwords reads through the thread that runs, and lists
+    both threads (the main thread's state is still in the interpreter's
+    list, at the line that exited). 3.15 runs in the sid root: its files
+    are found through the live thread's /proc/TID/root."""
+    script = os.path.join(HERE, "target_leaderless.py")
+    proc = subprocess.Popen(command(name, script), stdout=subprocess.PIPE, universal_newlines=True)
+    pid = int(proc.stdout.readline())
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            assert time.monotonic() < deadline, "the main thread did not exit"
+            time.sleep(0.001)  # polling the target's state
+        with open("/proc/%d/maps" % pid) as f:
+            assert f.read() == ""
+        guest = script if name in PYENV_VERSIONS else GUEST_TREE + script[len(TREE):]
+        parked = '  File "%s", line %d in worker' % (guest, line_of(script, "PARKED"))
+        exited = '  File "%s", line %d in <module>' % (guest, line_of(script, "EXITED"))
+        out = lastwords("dump", "--stdlib-format", pid)
+        assert (out.returncode, out.stderr) == (0, "")
+        threads = [frames for _, frames in blocks(out.stdout)]
+        assert sorted(frames[0] for frames in threads) == sorted([parked, exited]), out.stdout
+        out = lastwords("dump", "--native", pid)
+        assert (out.returncode, out.stderr) == (0, ""), out.stderr
+        # The worker's native frames are read from its registers (the main
+        # thread has none); its Python frame sits among them.
+        worker = next(frames for _, frames in blocks(out.stdout.split("\n\n", 1)[1]) if parked in frames)
+        assert worker[0].startswith("  Binary file "), worker
+    finally:
+        # In the sid root the runner and the interpreter may be two processes.
+        os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait()

@@ -43,7 +43,7 @@ use lastwords_remote::core_file::CoreFile;
 use lastwords_remote::core_source::{CoreOptions, CoreSource};
 use lastwords_remote::discover::TidAt;
 use lastwords_remote::native::{self as native_stacks, NativeStack};
-use lastwords_remote::source::{LiveProcess, Source as _};
+use lastwords_remote::source::LiveProcess;
 use lastwords_remote::{Interpreter, RemoteError, attach, discover_in};
 
 use crate::native::Merge;
@@ -305,11 +305,14 @@ impl<'n> How<'n> {
 
 /// Discover, (pause,) read, (resume).
 fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
-    let command_line = crate::processes::command_line(pid);
+    // A process whose main thread has exited shows its command line only
+    // through the threads left.
+    let command_line =
+        crate::processes::command_line(lastwords_remote::error::reader_task(pid).unwrap_or(pid));
     // The process's mappings, read once: for discovery, and for --native.
     let outcome = LiveProcess::new(pid).and_then(|source| {
         let interp = discover_in(&source)?;
-        let mem = ProcessMemory::new(pid);
+        let mem = ProcessMemory::new(source.reader());
         // Blocks of what changes (thread states, frames: read afresh by each
         // walk) and of what does not (code objects, strings, line tables:
         // kept for the walks of this one command). On the heap: 256 KiB each.
@@ -375,7 +378,7 @@ fn live_natives(
     options: &DumpOptions,
     cache: &BlockCache,
 ) -> Natives {
-    let pid = source.pid();
+    let reader = source.reader();
     let threads: Vec<_> = paused
         .tids()
         .into_iter()
@@ -390,12 +393,12 @@ fn live_natives(
     // it reads), so that the pages one filled serve the other instead of
     // being faulted in anew: ~45 of the command's ~265 page faults.
     cache.clear();
-    let mem = Cached::new(ProcessMemory::new(pid), cache);
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let mem = Cached::new(ProcessMemory::new(reader), cache);
+    let root = PathBuf::from(format!("/proc/{reader}/root"));
     native_stacks::native_stacks(
         source,
         &mem,
-        native_stacks::process_live(pid),
+        native_stacks::process_live(reader),
         &root,
         &threads,
         native_limit(options),

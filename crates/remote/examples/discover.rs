@@ -186,7 +186,7 @@ fn main() {
     let median = times[times.len() / 2];
     let min = times[0];
 
-    let mem = ProcessMemory::new(pid);
+    let mem = ProcessMemory::new(lastwords_remote::error::reader_task(pid).unwrap_or(pid));
     let mut pause_info = String::from("null");
     let threads = if pause {
         let start = Instant::now();

@@ -203,9 +203,10 @@ fn have_cap_sys_ptrace() -> bool {
         .is_some_and(|caps| caps & (1 << 19) != 0)
 }
 
-/// Whether `pid` is still there (as a process, not a zombie).
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+/// Whether the task `/proc/<path>/stat` describes runs (it exists and is
+/// not a zombie).
+fn task_runs(path: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{path}/stat")) {
         // State is the field after the command name in parentheses.
         Ok(stat) => stat
             .rsplit_once(')')
@@ -213,6 +214,33 @@ pub fn alive(pid: i32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// The task through which the address space of process `pid` is read
+/// (`/proc/TID/maps`, `/root`, `/exe`, `/cmdline` and `process_vm_readv`):
+/// `pid` itself, or, once its main thread has exited and left the process
+/// running (`pthread_exit` in the main thread), another thread that still
+/// runs — the kernel hands out none of those for a zombie task. None when no
+/// thread of `pid` runs.
+pub fn reader_task(pid: i32) -> Option<i32> {
+    if task_runs(&pid.to_string()) {
+        return Some(pid);
+    }
+    let mut others: Vec<i32> = crate::discover::task_ids(pid)
+        .into_iter()
+        .filter_map(|tid| i32::try_from(tid).ok())
+        .filter(|&tid| tid != pid)
+        .collect();
+    others.sort_unstable();
+    others
+        .into_iter()
+        .find(|&tid| task_runs(&format!("{pid}/task/{tid}")))
+}
+
+/// Whether `pid` is still there (as a process with a thread that runs, not
+/// a zombie).
+pub fn alive(pid: i32) -> bool {
+    reader_task(pid).is_some()
 }
 
 /// What `classify` is told when attaching with ptrace failed.

@@ -28,7 +28,9 @@
 //! # fn main() -> Result<(), lastwords_remote::RemoteError> {
 //! let pid = 1234;
 //! let interp = discover(pid)?; // ~0.1-0.4 ms; the target keeps running
-//! let mem = ProcessMemory::new(pid);
+//! // Through the pid, or through a thread that runs once the main one exited.
+//! let reader = lastwords_remote::error::reader_task(pid).unwrap_or(pid);
+//! let mem = ProcessMemory::new(reader);
 //! // --pause: every thread stopped until `paused` is dropped or resumed.
 //! let paused = attach::pause(pid, std::time::Duration::from_secs(2))?;
 //! let tasks = lastwords_remote::discover::task_ids(pid);

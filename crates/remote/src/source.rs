@@ -46,6 +46,9 @@ pub trait Source {
 /// A running process, read through `/proc/PID` and `process_vm_readv`.
 pub struct LiveProcess {
     pid: i32,
+    /// The thread its address space is read through (see
+    /// [`crate::error::reader_task`]): `pid`, unless its main thread exited.
+    reader: i32,
     maps: Vec<Mapping>,
     mem: ProcessMemory,
 }
@@ -56,13 +59,16 @@ impl LiveProcess {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() || pid <= 0 {
             return Err(RemoteError::NoSuchProcess(pid));
         }
-        let maps = maps::read(pid).map_err(|e| classify(pid, "read the memory map of", e))?;
+        let Some(reader) = crate::error::reader_task(pid) else {
+            return Err(RemoteError::Exited(pid));
+        };
+        let maps = maps::read(reader).map_err(|e| classify(pid, "read the memory map of", e))?;
         if maps.is_empty() {
-            // A zombie, or a kernel thread: nothing mapped.
+            // A kernel thread, or a process that exited since: nothing mapped.
             return Err(if crate::error::alive(pid) {
                 RemoteError::NotPython {
                     pid,
-                    exe: exe_name(pid),
+                    exe: exe_name(reader),
                 }
             } else {
                 RemoteError::Exited(pid)
@@ -70,9 +76,17 @@ impl LiveProcess {
         }
         Ok(LiveProcess {
             pid,
+            reader,
             maps,
-            mem: ProcessMemory::new(pid),
+            mem: ProcessMemory::new(reader),
         })
+    }
+
+    /// The thread whose `/proc` entries and `process_vm_readv` reach the
+    /// process's address space: the pid, or, when the main thread has
+    /// exited, another thread of the process.
+    pub fn reader(&self) -> i32 {
+        self.reader
     }
 }
 
@@ -103,11 +117,11 @@ impl Source for LiveProcess {
     }
 
     fn open(&self, m: &Mapping) -> std::io::Result<(Rc<MappedFile>, OpenedThrough)> {
-        crate::elf::open_mapped(self.pid, m).map(|(f, how)| (Rc::new(f), how))
+        crate::elf::open_mapped(self.reader, m).map(|(f, how)| (Rc::new(f), how))
     }
 
     fn executable(&self) -> Option<PathBuf> {
-        std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok()
+        std::fs::read_link(format!("/proc/{}/exe", self.reader)).ok()
     }
 
     fn tasks(&self) -> HashSet<u32> {
