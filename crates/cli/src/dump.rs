@@ -305,12 +305,13 @@ impl<'n> How<'n> {
 
 /// Discover, (pause,) read, (resume).
 fn dump_process(pid: i32, options: &DumpOptions) -> ProcessDump {
+    // The process's mappings, read once: for discovery, and for --native.
+    let source = LiveProcess::new(pid);
     // A process whose main thread has exited shows its command line only
     // through the threads left.
     let command_line =
-        crate::processes::command_line(lastwords_remote::error::reader_task(pid).unwrap_or(pid));
-    // The process's mappings, read once: for discovery, and for --native.
-    let outcome = LiveProcess::new(pid).and_then(|source| {
+        crate::processes::command_line(source.as_ref().map_or(pid, LiveProcess::reader));
+    let outcome = source.and_then(|source| {
         let interp = discover_in(&source)?;
         let mem = ProcessMemory::new(source.reader());
         // Blocks of what changes (thread states, frames: read afresh by each
