@@ -369,7 +369,10 @@ def test_errors(targets, tmp_path):
     while not open("/proc/%d/stat" % gone.pid).read().rsplit(")", 1)[1].split()[0] == "Z":
         os.sched_yield()
     found, status = discover(gone.pid)
-    assert (status, found) == (1, {"error": "process %d exited while lastwords was reading it" % gone.pid})
+    assert (status, found) == (
+        1,
+        {"error": "process %d has exited (a zombie: its parent has not reaped it), nothing of it is left to read" % gone.pid},
+    )
     gone.wait()
 
     # Another user's process.

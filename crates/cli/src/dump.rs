@@ -723,12 +723,12 @@ fn text_document(dumps: &[ProcessDump], options: &DumpOptions) -> Vec<u8> {
         if !options.stdlib_format {
             match &dump.core {
                 None => {
-                    let _ = writeln!(
-                        header,
-                        "Process {}: {}",
-                        dump.pid,
+                    let shown = if dump.command_line.is_empty() {
+                        crate::processes::bracketed_name(dump.pid)
+                    } else {
                         command_line_text(&dump.command_line)
-                    );
+                    };
+                    let _ = writeln!(header, "Process {}: {shown}", dump.pid);
                 }
                 Some(core) => {
                     let _ = writeln!(

@@ -15,6 +15,17 @@ pub fn command_line(pid: i32) -> Vec<Vec<u8>> {
     raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
 }
 
+/// The name of a process without a command line (a kernel thread, a
+/// zombie), as `ps` shows it: its `/proc/PID/comm` in brackets (`[?]` once
+/// it is gone).
+pub fn bracketed_name(pid: i32) -> String {
+    let name = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_else(|_| b"?".to_vec());
+    format!(
+        "[{}]",
+        String::from_utf8_lossy(name.strip_suffix(b"\n").unwrap_or(&name))
+    )
+}
+
 /// The parent of a process, from `/proc/PID/stat` (the field after the
 /// command name, which may itself hold spaces and parentheses).
 fn parent_of(pid: i32) -> Option<i32> {

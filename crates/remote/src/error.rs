@@ -43,6 +43,9 @@ pub enum RemoteError {
     },
     /// The target exited (or exec'd) while we read it.
     Exited(i32),
+    /// The target had exited before it was read and its parent has not
+    /// reaped it: only its pid and name are left.
+    Zombie(i32),
     /// What we found does not hold together (a wrong layout, a corrupt or
     /// half-initialised interpreter).
     Inconsistent {
@@ -158,6 +161,11 @@ impl RemoteError {
                 "process {pid} runs Python {version}, which lastwords cannot read: {why}"
             ),
             Exited(pid) => write!(f, "process {pid} exited while lastwords was reading it"),
+            Zombie(pid) => write!(
+                f,
+                "process {pid} has exited (a zombie: its parent has not reaped it), \
+                 nothing of it is left to read"
+            ),
             Inconsistent { pid, what } => {
                 write!(f, "the interpreter of process {pid} cannot be read: {what}")
             }
@@ -235,6 +243,14 @@ pub fn reader_task(pid: i32) -> Option<i32> {
     others
         .into_iter()
         .find(|&tid| task_runs(&format!("{pid}/task/{tid}")))
+}
+
+/// Whether `pid` is a process that has exited and waits to be reaped (its
+/// main thread a zombie, no other thread running).
+pub fn zombie(pid: i32) -> bool {
+    !task_runs(&pid.to_string())
+        && std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && reader_task(pid).is_none()
 }
 
 /// Whether `pid` is still there (as a process with a thread that runs, not
@@ -357,6 +373,7 @@ mod tests {
                 why: "lastwords reads 2.7 and 3.9-3.15".into(),
             },
             RemoteError::Exited(1),
+            RemoteError::Zombie(1),
         ];
         for e in cases {
             let text = e.to_string();

@@ -60,7 +60,11 @@ impl LiveProcess {
             return Err(RemoteError::NoSuchProcess(pid));
         }
         let Some(reader) = crate::error::reader_task(pid) else {
-            return Err(RemoteError::Exited(pid));
+            return Err(if crate::error::zombie(pid) {
+                RemoteError::Zombie(pid)
+            } else {
+                RemoteError::Exited(pid)
+            });
         };
         let maps = maps::read(reader).map_err(|e| classify(pid, "read the memory map of", e))?;
         if maps.is_empty() {
