@@ -333,6 +333,37 @@ def test_segfault_on_the_main_thread(name, start):
     check_json(t.core, t, signal.SIGSEGV, current=t.main)
 
 
+def test_kernel_core_of_a_process_whose_main_thread_exited(tmp_path):
+    """The main thread called pthread_exit, then the thread left crashed:
+    the kernel's core holds registers for that thread only (gdb's gcore
+    cannot attach to such a process at all). Both threads are listed: the
+    crashed one current, with its native frames; the main thread at the
+    line that exited, saying it has no registers."""
+    import glob
+
+    from check_dump import line_of
+
+    core_pattern()
+    script = os.path.join(HERE, "target_leaderless.py")
+    proc = subprocess.Popen([command("3.11", script)[0], script, "crash", str(tmp_path)],
+                            stdout=subprocess.PIPE, universal_newlines=True)
+    pid = int(proc.stdout.readline())
+    assert proc.wait(timeout=60) == -signal.SIGSEGV
+    cores = glob.glob(core_path(pid, "", str(tmp_path)))
+    assert len(cores) == 1, cores
+    out = lastwords("dump", "--native", "--core", cores[0])
+    assert (out.returncode, out.stderr) == (0, ""), out.stderr
+    got = dict(blocks(out.stdout.split("\n\n", 1)[1].replace("Current thread", "Thread")))
+    crashed = '  File "%s", line %d in worker' % (script, line_of(script, "CRASHED"))
+    exited = '  File "%s", line %d in <module>' % (script, line_of(script, "EXITED"))
+    (worker,) = [frames for frames in got.values() if crashed in frames]
+    assert worker[0].startswith("  Binary file "), worker
+    (main,) = [frames for frames in got.values() if exited in frames]
+    assert main == ["  <no native frames: no registers for the thread>", exited], main
+    current = int(re.search(r"^Current thread 0x([0-9a-f]{16})", out.stdout, re.M).group(1), 16)
+    assert crashed in got[current]
+
+
 @pytest.fixture(scope="module")
 def crashed_311(tmp_path_factory):
     """One kernel core (3.11, aborted in a thread) for the tests that

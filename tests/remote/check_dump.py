@@ -455,6 +455,8 @@ def test_a_process_whose_main_thread_exited(name):
     both threads (the main thread's state is still in the interpreter's
     list, at the line that exited). 3.15 runs in the sid root: its files
     are found through the live thread's /proc/TID/root."""
+    import jsonschema
+
     script = os.path.join(HERE, "target_leaderless.py")
     proc = subprocess.Popen(command(name, script), stdout=subprocess.PIPE, universal_newlines=True)
     pid = int(proc.stdout.readline())
@@ -477,10 +479,23 @@ def test_a_process_whose_main_thread_exited(name):
         assert sorted(frames[0] for frames in threads) == sorted([parked, exited]), out.stdout
         out = lastwords("dump", "--native", pid)
         assert (out.returncode, out.stderr) == (0, ""), out.stderr
-        # The worker's native frames are read from its registers (the main
-        # thread has none); its Python frame sits among them.
-        worker = next(frames for _, frames in blocks(out.stdout.split("\n\n", 1)[1]) if parked in frames)
+        # The worker's native frames are read from its registers; its Python
+        # frame sits among them. The main thread has none, and says why.
+        threads = [frames for _, frames in blocks(out.stdout.split("\n\n", 1)[1])]
+        (worker,) = [frames for frames in threads if parked in frames]
         assert worker[0].startswith("  Binary file "), worker
+        (main,) = [frames for frames in threads if exited in frames]
+        # 2.7-3.10 find a thread's tid in its pthread_t, which the kernel
+        # clears when the thread exits: that thread is not known as exited.
+        why = "no registers for the thread" if name == "2.7" else "the thread has exited"
+        assert main == ["  <no native frames: %s>" % why, exited], main
+        out = lastwords("dump", "--native", "--json", pid)
+        assert (out.returncode, out.stderr) == (0, ""), out.stderr
+        doc = json.loads(out.stdout)
+        with open(SCHEMA) as f:
+            jsonschema.validate(doc, json.load(f))
+        ends = sorted(th["native_end"] for th in doc["processes"][0]["threads"])
+        assert ends == ["no_registers" if name == "2.7" else "exited", "outermost"], ends
     finally:
         # In the sid root the runner and the interpreter may be two processes.
         os.kill(pid, signal.SIGKILL)

@@ -43,13 +43,19 @@ use lastwords_remote::core_file::CoreFile;
 use lastwords_remote::core_source::{CoreOptions, CoreSource};
 use lastwords_remote::discover::TidAt;
 use lastwords_remote::native::{self as native_stacks, NativeStack};
-use lastwords_remote::source::LiveProcess;
+use lastwords_remote::source::{LiveProcess, Source as _};
 use lastwords_remote::{Interpreter, RemoteError, attach, discover_in};
 
 use crate::native::Merge;
 
-/// Native stacks by kernel thread id.
-type Natives = std::collections::HashMap<u32, NativeStack>;
+/// The native stacks of a dump (`--native`).
+pub struct Natives {
+    /// By kernel thread id.
+    pub stacks: std::collections::HashMap<u32, NativeStack>,
+    /// The process they were read from while it ran (None: a core), for
+    /// why a thread has no stack.
+    pub live_pid: Option<i32>,
+}
 
 /// How many times a dump of a running process is taken before its result is
 /// kept, markers and all.
@@ -230,14 +236,17 @@ fn run_core(path: &std::path::Path, options: &DumpOptions) -> Result<(), String>
             .filter_map(|t| Some((t.tid, native_stacks::regs_from_words(&t.registers)?)))
             .collect();
         let root = options.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-        native_stacks::native_stacks(
-            &source,
-            &source,
-            native_stacks::process_from_auxv(&source.core.auxv),
-            &root,
-            &threads,
-            native_limit(options),
-        )
+        Natives {
+            stacks: native_stacks::native_stacks(
+                &source,
+                &source,
+                native_stacks::process_from_auxv(&source.core.auxv),
+                &root,
+                &threads,
+                native_limit(options),
+            ),
+            live_pid: None,
+        }
     });
     let (threads, _, _) = render(
         &interp,
@@ -396,14 +405,17 @@ fn live_natives(
     cache.clear();
     let mem = Cached::new(ProcessMemory::new(reader), cache);
     let root = PathBuf::from(format!("/proc/{reader}/root"));
-    native_stacks::native_stacks(
-        source,
-        &mem,
-        native_stacks::process_live(reader),
-        &root,
-        &threads,
-        native_limit(options),
-    )
+    Natives {
+        stacks: native_stacks::native_stacks(
+            source,
+            &mem,
+            native_stacks::process_live(reader),
+            &root,
+            &threads,
+            native_limit(options),
+        ),
+        live_pid: Some(source.pid()),
+    }
 }
 
 /// `--repeat N`: walk and render the target N times, as the walks of one

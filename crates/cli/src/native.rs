@@ -19,8 +19,6 @@
 //! [0xPC]`, `at +0xOFF` (from the object's load address) where no symbol
 //! covers the pc, `Binary file '<unknown>' [0xPC]` outside every object.
 
-use std::collections::HashMap;
-
 use lastwords_core::cpython::walk::{Frame, Walker};
 use lastwords_core::memory::Memory;
 use lastwords_core::report::json::JsonSink;
@@ -30,11 +28,28 @@ use lastwords_core::unwind::step::End;
 use lastwords_core::writer::{Sink, Writer};
 use lastwords_remote::native::{NativeFrame, NativeStack};
 
+use crate::dump::Natives;
+
+/// Why a thread of the interpreter has no native stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoStack {
+    /// Its kernel thread has exited (a main thread that called
+    /// `pthread_exit` while the others run on; a thread that ended while
+    /// the process was being paused).
+    Exited,
+    /// Its registers could not be had: the pause did not stop it, or the
+    /// core holds none for it.
+    NoRegisters,
+}
+
 /// Where native frames are written.
 pub trait NativeOut {
     fn native_frame(&mut self, frame: &NativeFrame);
     /// A walk that did not reach the outermost frame.
     fn native_end(&mut self, end: End);
+    /// A thread with no native stack, and why (said before its Python
+    /// frames).
+    fn no_native_stack(&mut self, why: NoStack);
 }
 
 /// One native frame in the stdlib's `_Py_backtrace_symbols_fd` format.
@@ -87,6 +102,14 @@ impl<S: Sink> NativeOut for TextSink<'_, S> {
             }
         }
     }
+
+    fn no_native_stack(&mut self, why: NoStack) {
+        self.out.str(match why {
+            NoStack::Exited => "  <no native frames: the thread has exited>",
+            NoStack::NoRegisters => "  <no native frames: no registers for the thread>",
+        });
+        self.out.end_line();
+    }
 }
 
 impl<S: Sink> NativeOut for JsonSink<'_, S> {
@@ -111,13 +134,20 @@ impl<S: Sink> NativeOut for JsonSink<'_, S> {
             End::Lost => "lost",
         });
     }
+
+    fn no_native_stack(&mut self, why: NoStack) {
+        self.native_end(match why {
+            NoStack::Exited => "exited",
+            NoStack::NoRegisters => "no_registers",
+        });
+    }
 }
 
 /// A sink that merges native frames into another sink's Python frames.
 pub struct Merge<'n, S> {
     pub inner: S,
-    /// Native stacks by kernel thread id (None: no merging at all).
-    natives: Option<&'n HashMap<u32, NativeStack>>,
+    /// The dump's native stacks (None: no merging at all).
+    natives: Option<&'n Natives>,
     /// The current thread's stack, and the next of its frames to write.
     stack: Option<&'n NativeStack>,
     next: usize,
@@ -130,7 +160,7 @@ pub struct Merge<'n, S> {
 }
 
 impl<'n, S> Merge<'n, S> {
-    pub fn new(inner: S, natives: Option<&'n HashMap<u32, NativeStack>>) -> Self {
+    pub fn new(inner: S, natives: Option<&'n Natives>) -> Self {
         Merge {
             inner,
             natives,
@@ -188,10 +218,25 @@ impl<S: NativeOut> Merge<'_, S> {
 impl<M: Memory, S: ReportSink<M> + NativeOut> ReportSink<M> for Merge<'_, S> {
     fn thread(&mut self, walker: &Walker<'_, M>, header: &ThreadHeader<'_>) {
         self.inner.thread(walker, header);
-        self.stack = self.natives.and_then(|n| {
-            let tid = u32::try_from(header.native_id?).ok()?;
-            n.get(&tid)
-        });
+        let tid = header.native_id.and_then(|t| u32::try_from(t).ok());
+        self.stack = self.natives.and_then(|n| n.stacks.get(&tid?));
+        // A thread with no stack (its kernel thread unknown too: a 2.7-3.10
+        // thread whose pthread_t no longer holds a tid, cleared by the
+        // kernel at its exit) says why.
+        if let (Some(natives), None) = (self.natives, self.stack) {
+            let exited = match (natives.live_pid, tid) {
+                (Some(pid), Some(tid)) => !lastwords_remote::error::thread_runs(
+                    pid,
+                    i32::try_from(tid).unwrap_or(i32::MAX),
+                ),
+                _ => false,
+            };
+            self.inner.no_native_stack(if exited {
+                NoStack::Exited
+            } else {
+                NoStack::NoRegisters
+            });
+        }
         self.next = 0;
         self.in_call = false;
         self.flushed = self.stack.is_none();

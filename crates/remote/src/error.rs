@@ -224,6 +224,12 @@ fn task_runs(path: &str) -> bool {
     }
 }
 
+/// Whether thread `tid` of process `pid` runs (it exists and is not a
+/// zombie).
+pub fn thread_runs(pid: i32, tid: i32) -> bool {
+    task_runs(&format!("{pid}/task/{tid}"))
+}
+
 /// The task through which the address space of process `pid` is read
 /// (`/proc/TID/maps`, `/root`, `/exe`, `/cmdline` and `process_vm_readv`):
 /// `pid` itself, or, once its main thread has exited and left the process
@@ -240,9 +246,7 @@ pub fn reader_task(pid: i32) -> Option<i32> {
         .filter(|&tid| tid != pid)
         .collect();
     others.sort_unstable();
-    others
-        .into_iter()
-        .find(|&tid| task_runs(&format!("{pid}/task/{tid}")))
+    others.into_iter().find(|&tid| thread_runs(pid, tid))
 }
 
 /// Whether `pid` is a process that has exited and waits to be reaped (its
