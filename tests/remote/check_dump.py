@@ -295,6 +295,17 @@ def test_subprocesses(tmp_path):
         parent.wait(timeout=30)
 
 
+def wait_for_zombie(pid, why):
+    """Until task `pid` (a process, or its main thread) is a zombie."""
+    deadline = time.monotonic() + 30
+    while True:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        assert time.monotonic() < deadline, why
+        time.sleep(0.001)  # polling the target's state
+
+
 def test_subprocesses_with_a_zombie_child():
     """A child that exited and was not reaped is listed under its name, as
     ps shows it, with why nothing else is: the dump of the others stands."""
@@ -309,13 +320,7 @@ def test_subprocesses_with_a_zombie_child():
     )
     try:
         kid = int(parent.stdout.readline())
-        deadline = time.monotonic() + 30
-        while True:
-            with open("/proc/%d/stat" % kid) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-            assert time.monotonic() < deadline, "the child did not exit"
-            time.sleep(0.001)  # polling the child's state
+        wait_for_zombie(kid, "the child did not exit")
         out = lastwords("dump", "--subprocesses", parent.pid)
         assert (out.returncode, out.stderr) == (0, ""), out.stderr
         blocks = out.stdout.split("\n\n")
@@ -461,13 +466,7 @@ def test_a_process_whose_main_thread_exited(name):
     proc = subprocess.Popen(command(name, script), stdout=subprocess.PIPE, universal_newlines=True)
     pid = int(proc.stdout.readline())
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with open("/proc/%d/stat" % pid) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-            assert time.monotonic() < deadline, "the main thread did not exit"
-            time.sleep(0.001)  # polling the target's state
+        wait_for_zombie(pid, "the main thread did not exit")
         with open("/proc/%d/maps" % pid) as f:
             assert f.read() == ""
         guest = script if name in PYENV_VERSIONS else GUEST_TREE + script[len(TREE):]
