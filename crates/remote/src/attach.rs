@@ -37,7 +37,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::discover::task_ids;
-use crate::error::{RemoteError, classify};
+use crate::error::{RemoteError, classify, thread_runs, thread_state};
 
 /// Rounds of "read the task list, stop what is new" before giving up on a
 /// process that creates threads faster than we stop them.
@@ -71,17 +71,6 @@ pub struct Resumed {
     pub stopped_for: Duration,
     /// Threads detached (the others had exited).
     pub resumed: usize,
-}
-
-/// The state letter of a thread (`R`, `S`, `D`, `Z`, `t`...).
-fn thread_state(pid: i32, tid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
 }
 
 fn errno() -> i32 {
@@ -148,10 +137,7 @@ pub fn pause(pid: i32, timeout: Duration) -> Result<Paused, RemoteError> {
                 // exit_state is set) with EPERM too. Once one thread of the
                 // process is attached, or when this thread is on its way
                 // out, permission is not what is missing.
-                Err(libc::EPERM)
-                    if !paused.tracees.is_empty()
-                        || matches!(thread_state(pid, tid), Some('Z' | 'X') | None) =>
-                {
+                Err(libc::EPERM) if !paused.tracees.is_empty() || !thread_runs(pid, tid) => {
                     attached.insert(tid);
                     continue;
                 }
@@ -424,17 +410,6 @@ mod tests {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
 
-    /// The state letter of a thread (`R`, `S`, `t` for traced-stopped...).
-    fn state(pid: i32, tid: i32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .next()?
-            .chars()
-            .next()
-    }
-
     /// A child shell that answers each line on stdin with one on stdout
     /// (proof that it runs), with a few background subshells as threads of
     /// other processes would be: we pause the shell itself.
@@ -458,7 +433,7 @@ mod tests {
         ping(1);
         let paused = pause(pid, Duration::from_secs(5)).unwrap();
         assert_eq!(paused.tids(), vec![pid]);
-        assert_eq!(state(pid, pid), Some('t'));
+        assert_eq!(thread_state(pid, pid), Some('t'));
         let regs = paused.registers(pid).unwrap();
         assert!(regs.pc != 0 && regs.sp != 0);
         assert!(paused.registers(1).is_err());
@@ -468,10 +443,10 @@ mod tests {
         // Dropping resumes too.
         {
             let _p = pause(pid, Duration::from_secs(5)).unwrap();
-            assert_eq!(state(pid, pid), Some('t'));
+            assert_eq!(thread_state(pid, pid), Some('t'));
         }
         ping(3);
-        assert_ne!(state(pid, pid), Some('t'));
+        assert_ne!(thread_state(pid, pid), Some('t'));
         child.kill().unwrap();
         child.wait().unwrap();
         // Gone.

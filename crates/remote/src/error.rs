@@ -211,23 +211,23 @@ fn have_cap_sys_ptrace() -> bool {
         .is_some_and(|caps| caps & (1 << 19) != 0)
 }
 
-/// Whether the task `/proc/<path>/stat` describes runs (it exists and is
-/// not a zombie).
-fn task_runs(path: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{path}/stat")) {
-        // State is the field after the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+/// The state letter of thread `tid` of process `pid` (`R`, `S`, `D`, `Z`,
+/// `t`...), from its `/proc` stat; None once it is gone.
+pub fn thread_state(pid: i32, tid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    // The state is the field after the command name in parentheses.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 /// Whether thread `tid` of process `pid` runs (it exists and is not a
 /// zombie).
 pub fn thread_runs(pid: i32, tid: i32) -> bool {
-    task_runs(&format!("{pid}/task/{tid}"))
+    !matches!(thread_state(pid, tid), Some('Z' | 'X') | None)
 }
 
 /// The task through which the address space of process `pid` is read
@@ -237,7 +237,7 @@ pub fn thread_runs(pid: i32, tid: i32) -> bool {
 /// runs — the kernel hands out none of those for a zombie task. None when no
 /// thread of `pid` runs.
 pub fn reader_task(pid: i32) -> Option<i32> {
-    if task_runs(&pid.to_string()) {
+    if thread_runs(pid, pid) {
         return Some(pid);
     }
     let mut others: Vec<i32> = crate::discover::task_ids(pid)
@@ -247,14 +247,6 @@ pub fn reader_task(pid: i32) -> Option<i32> {
         .collect();
     others.sort_unstable();
     others.into_iter().find(|&tid| thread_runs(pid, tid))
-}
-
-/// Whether `pid` is a process that has exited and waits to be reaped (its
-/// main thread a zombie, no other thread running).
-pub fn zombie(pid: i32) -> bool {
-    !task_runs(&pid.to_string())
-        && std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && reader_task(pid).is_none()
 }
 
 /// Whether `pid` is still there (as a process with a thread that runs, not

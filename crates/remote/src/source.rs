@@ -59,8 +59,9 @@ impl LiveProcess {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() || pid <= 0 {
             return Err(RemoteError::NoSuchProcess(pid));
         }
+        // No thread of it runs: a zombie, unless it is gone by now.
         let Some(reader) = crate::error::reader_task(pid) else {
-            return Err(if crate::error::zombie(pid) {
+            return Err(if std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 RemoteError::Zombie(pid)
             } else {
                 RemoteError::Exited(pid)
