@@ -19,11 +19,10 @@ pub fn command_line(pid: i32) -> Vec<Vec<u8>> {
 /// zombie), as `ps` shows it: its `/proc/PID/comm` in brackets (`[?]` once
 /// it is gone).
 pub fn bracketed_name(pid: i32) -> String {
-    let name = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_else(|_| b"?".to_vec());
-    format!(
-        "[{}]",
-        String::from_utf8_lossy(name.strip_suffix(b"\n").unwrap_or(&name))
-    )
+    let mut buf = [0u8; 100];
+    let pid = u64::try_from(pid).unwrap_or(0);
+    let name = lastwords_core::procfs::task_name(pid, pid, &mut buf).unwrap_or(b"?");
+    format!("[{}]", String::from_utf8_lossy(name))
 }
 
 /// The parent of a process, from `/proc/PID/stat` (the field after the
